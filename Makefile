@@ -1,0 +1,43 @@
+# Everything installs from the project's own pinned files: a fresh machine needs python3, npm and make.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export MOTO_EC2_LOAD_DEFAULT_AMIS := false
+
+.PHONY: setup demo test bench lint synth clean
+
+setup: $(VENV)/.installed node_modules/.installed .jq
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The simulated control container runs the real SSM documents, which use jq as Bottlerocket's does.
+.jq:
+	@command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+	@touch $@
+
+demo: setup
+	$(PY) -m sim.demo
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/rollout_bench.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+synth: setup
+	npx cdk synth --quiet
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .jq

@@ -1,0 +1,109 @@
+"""The one configuration schema.
+
+`stacks/` validates `cdk.json` against it at synth time; the Lambda functions read the same
+document from their environment at run time and validate rollout requests against it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+GROUP_NAME = r"^[a-z0-9][a-z0-9-]{0,30}$"
+VERSION = r"^v?\d+\.\d+\.\d+$"
+_BUDGET = re.compile(r"^(\d+)(%?)$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RollbackScope(StrEnum):
+    FAILED = "failed"  # only the hosts that failed
+    WAVE = "wave"  # every host updated in the wave that spent the budget
+    ROLLOUT = "rollout"  # every host updated by the rollout so far
+
+
+class ErrorBudget(Strict):
+    """How many hosts may fail before the rollout halts: an absolute count or a percentage."""
+
+    per_wave: str = Field("0", description='failures tolerated in one wave, "N" or "N%"')
+    canary: str = Field("0", description="failures tolerated in the canary wave")
+    total: str = Field("10%", description="failures tolerated over the whole rollout")
+
+    @field_validator("per_wave", "canary", "total", mode="before")
+    @classmethod
+    def _budget(cls, value: object) -> str:
+        text = str(value).strip()
+        match = _BUDGET.match(text)
+        if not match or (match.group(2) and int(match.group(1)) > 100):
+            raise ValueError(f'expected a count like "2" or a percentage like "10%", got {value!r}')
+        return text
+
+
+def allowed_failures(budget: str, population: int) -> int:
+    """Failures allowed out of `population` hosts. Percentages round down."""
+    count, percent = _BUDGET.match(budget).groups()  # type: ignore[union-attr]
+    return int(count) * population // 100 if percent else int(count)
+
+
+class GroupPolicy(Strict):
+    """A fleet group: the EC2 instances tagged `<tag_key>=<name>` and how they take an update."""
+
+    name: Annotated[str, Field(pattern=GROUP_NAME)]
+    variant: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]+$", description="e.g. aws-ecs-2")]
+    arch: Annotated[str, Field(pattern=r"^(x86_64|arm64)$")] = "x86_64"
+    canary_size: Annotated[int, Field(ge=1, le=50)] = 1
+    wave_growth: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
+    max_wave_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    error_budget: ErrorBudget = ErrorBudget()
+    rollback_scope: RollbackScope = RollbackScope.WAVE
+    apply_timeout_seconds: Annotated[int, Field(ge=600, le=7200)] = 1200
+    verify_timeout_seconds: Annotated[int, Field(ge=60, le=7200)] = 900
+    poll_interval_seconds: Annotated[int, Field(ge=5, le=600)] = 30
+
+
+class UpdraftConfig(Strict):
+    """Everything under the `updraft` key of cdk.json's context."""
+
+    tag_key: Annotated[str, Field(min_length=1, max_length=128)] = "updraft:group"
+    groups: Annotated[list[GroupPolicy], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> UpdraftConfig:
+        names = [group.name for group in self.groups]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"groups: duplicate group names {duplicates}")
+        return self
+
+    def group(self, name: str) -> GroupPolicy:
+        for group in self.groups:
+            if group.name == name:
+                return group
+        raise KeyError(name)
+
+    def to_env(self) -> str:
+        """Compact JSON for a Lambda environment variable."""
+        return self.model_dump_json(exclude_defaults=False)
+
+    @classmethod
+    def from_env(cls, text: str) -> UpdraftConfig:
+        return cls.model_validate(json.loads(text))
+
+
+class RolloutRequest(Strict):
+    """The input that starts a rollout execution (CLI, schedule or release event)."""
+
+    group: Annotated[str, Field(pattern=GROUP_NAME)]
+    target_version: Annotated[str, Field(pattern=VERSION)]
+    requested_by: Annotated[str, Field(max_length=256)] = "operator"
+
+    @field_validator("target_version")
+    @classmethod
+    def _strip_v(cls, value: str) -> str:
+        return value.removeprefix("v")
