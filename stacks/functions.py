@@ -1,0 +1,236 @@
+"""The seven rollout Lambda functions: one code asset, one role each, least privilege from one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+from updraft.config import UpdraftConfig
+
+from stacks.bundling import function_code
+from stacks.documents import CommandDocuments
+from stacks.nag import acknowledge, nag_arn
+
+# One Python version drives the runtime, the wheels pip bundles and the Powertools layer. It is the newest
+# runtime aws-cdk-lib knows, which is what cdk-nag's AwsSolutions-L1 requires.
+PYTHON_VERSION = "3.14"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+# Graviton (ARM_64): the same work costs about 20% less per GB-second than x86_64, and the functions are
+# pure Python (plus pydantic_core, which ships aarch64 wheels).
+ARCHITECTURE = lambda_.Architecture.ARM_64
+WHEEL_PLATFORM = "manylinux2014_aarch64"
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python{PYTHON_VERSION}/latest"
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
+LEDGER_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "dynamodb:BatchWriteItem",
+)
+# X-Ray takes no resource-level permissions; CDK grants these for active tracing.
+TRACING_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What one handler may do, beyond writing the ledger and its own logs and traces."""
+
+    name: str
+    timeout_minutes: int = 5
+    runs_documents: tuple[str, ...] = ()  # SSM documents it may send, to the configured groups' hosts only
+    unscoped_actions: tuple[str, ...] = ()  # read/list actions that take no resource-level permissions
+    reboots_hosts: bool = False
+    takes_lock: bool = False
+
+    @property
+    def construct_id(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+    @property
+    def handler(self) -> str:
+        return f"updraft.handlers.{self.name}.handler"
+
+
+_LIST_INVOCATIONS = "ssm:ListCommandInvocations"
+_DESCRIBE_MANAGED = "ssm:DescribeInstanceInformation"
+
+FUNCTIONS = (
+    FunctionSpec("acquire_lock", timeout_minutes=1, takes_lock=True),
+    FunctionSpec(
+        "start_inventory",
+        runs_documents=("inventory",),
+        unscoped_actions=("ec2:DescribeInstances", _DESCRIBE_MANAGED),
+    ),
+    FunctionSpec("plan_waves", unscoped_actions=(_LIST_INVOCATIONS,)),
+    FunctionSpec(
+        "apply_wave",
+        runs_documents=("apply",),
+        unscoped_actions=(_DESCRIBE_MANAGED, _LIST_INVOCATIONS),
+    ),
+    FunctionSpec(
+        "check_hosts",
+        runs_documents=("verify", "rollback"),
+        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, "ec2:DescribeInstanceStatus"),
+        reboots_hosts=True,
+    ),
+    FunctionSpec(
+        "halt",
+        runs_documents=("rollback",),
+        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED),
+    ),
+    FunctionSpec("finish", timeout_minutes=1),
+)
+
+
+class RolloutFunctions(Construct):
+    """Builds every function in `FUNCTIONS`; `functions[name]` gives each one."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: UpdraftConfig,
+        ledger: dynamodb.ITable,
+        locks: dynamodb.ITable,
+        documents: CommandDocuments,
+        state_machine_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.ledger = ledger
+        self.locks = locks
+        self.documents = documents
+        self.state_machine_name = state_machine_name
+        self.code = function_code(PYTHON_VERSION, WHEEL_PLATFORM)
+        self.powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "Powertools",
+            # Resolved by CloudFormation at deploy time: no AWS lookup during synth.
+            ssm.StringParameter.value_for_string_parameter(self, POWERTOOLS_LAYER_PARAMETER),
+        )
+        self.functions = {spec.name: self._function(spec) for spec in FUNCTIONS}
+
+    def environment(self) -> dict[str, str]:
+        # Refs rather than the known names: each function then depends on the documents it runs.
+        names = {kind: document.ref for kind, document in self.documents.documents.items()}
+        return {
+            "UPDRAFT_CONFIG": self.config.to_env(),
+            "LEDGER_TABLE": self.ledger.table_name,
+            "LOCK_TABLE": self.locks.table_name,
+            "DOCUMENT_INVENTORY": names["inventory"],
+            "DOCUMENT_APPLY": names["apply"],
+            "DOCUMENT_VERIFY": names["verify"],
+            "DOCUMENT_ROLLBACK": names["rollback"],
+            "POWERTOOLS_SERVICE_NAME": "updraft",
+            "POWERTOOLS_METRICS_NAMESPACE": "Updraft",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+
+    def _function(self, spec: FunctionSpec) -> lambda_.Function:
+        log_group = logs.LogGroup(self, f"{spec.construct_id}Logs", retention=LOG_RETENTION)
+        role = iam.Role(
+            self,
+            f"{spec.construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Updraft {spec.name} function",
+        )
+        log_group.grant_write(role)
+        for statement in self._statements(spec):
+            role.add_to_policy(statement)
+        self._acknowledge_wildcards(spec, role)
+        return lambda_.Function(
+            self,
+            spec.construct_id,
+            code=self.code,
+            handler=spec.handler,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            memory_size=512,
+            timeout=Duration.minutes(spec.timeout_minutes),
+            role=role,
+            layers=[self.powertools],
+            environment=self.environment(),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.INFO,
+        )
+
+    def _statements(self, spec: FunctionSpec) -> list[iam.PolicyStatement]:
+        statements = [iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=[self.ledger.table_arn])]
+        if spec.takes_lock:
+            statements += self._lock_statements()
+        if spec.runs_documents:
+            documents = self.documents.arns(spec.runs_documents)
+            statements += [
+                iam.PolicyStatement(actions=["ssm:SendCommand"], resources=documents),
+                self._on_group_hosts("ssm:SendCommand"),
+            ]
+        if spec.reboots_hosts:
+            statements.append(self._on_group_hosts("ec2:RebootInstances"))
+        if spec.unscoped_actions:
+            statements.append(iam.PolicyStatement(actions=sorted(spec.unscoped_actions), resources=["*"]))
+        return statements
+
+    def _lock_statements(self) -> list[iam.PolicyStatement]:
+        return [
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[self.locks.table_arn]
+            ),
+            # A lock whose holder execution has ended may be taken over.
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[self._executions_arn()]),
+        ]
+
+    def _on_group_hosts(self, action: str) -> iam.PolicyStatement:
+        """`action` on EC2 instances, but only those tagged into one of the configured groups.
+
+        A statement of its own: documents carry no group tag, so the condition would deny them."""
+        return iam.PolicyStatement(
+            actions=[action],
+            resources=[self._instances_arn()],
+            conditions={"StringEquals": {f"aws:ResourceTag/{self.config.tag_key}": self._group_names()}},
+        )
+
+    def _group_names(self) -> list[str]:
+        return [group.name for group in self.config.groups]
+
+    def _instances_arn(self) -> str:
+        return Stack.of(self).format_arn(service="ec2", resource="instance", resource_name="*")
+
+    def _executions_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def _acknowledge_wildcards(self, spec: FunctionSpec, role: iam.Role) -> None:
+        unscoped = ", ".join((*TRACING_ACTIONS, *sorted(spec.unscoped_actions)))
+        acknowledge(
+            role, "AwsSolutions-IAM5[Resource::*]", f"{unscoped}: no resource-level permissions exist."
+        )
+        if spec.runs_documents or spec.reboots_hosts:
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{nag_arn(self, 'ec2', 'instance/*')}]",
+                "Instance ids are only known at run time; the "
+                f"aws:ResourceTag/{self.config.tag_key} condition limits it to the configured groups' hosts.",
+            )
+        if spec.takes_lock:
+            executions = nag_arn(self, "states", f"execution:{self.state_machine_name}:*")
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{executions}]",
+                "Executions are named when they start; the ARN is limited to this project's state machine.",
+            )

@@ -1,0 +1,88 @@
+"""The rollout engine: SSM documents, the functions and the Standard state machine that drives them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+from updraft.config import UpdraftConfig
+
+from stacks.documents import CommandDocuments
+from stacks.functions import LOG_RETENTION, RolloutFunctions
+from stacks.nag import acknowledge
+
+DEFINITION = Path(__file__).resolve().parent.parent / "statemachines" / "rollout.asl.json"
+
+
+def substitution_key(function_name: str) -> str:
+    """`acquire_lock` -> `AcquireLockFunctionArn`, the placeholder the ASL uses for that function."""
+    return "".join(part.capitalize() for part in function_name.split("_")) + "FunctionArn"
+
+
+class RolloutEngine(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: UpdraftConfig,
+        ledger: dynamodb.ITable,
+        locks: dynamodb.ITable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Named up front so the lock function's policy can name its executions without a dependency cycle.
+        self.state_machine_name = f"{Stack.of(self).stack_name}-rollout"
+        self.documents = CommandDocuments(self, "Documents")
+        self.functions = RolloutFunctions(
+            self,
+            "Functions",
+            config=config,
+            ledger=ledger,
+            locks=locks,
+            documents=self.documents,
+            state_machine_name=self.state_machine_name,
+        ).functions
+        self.state_machine = self._state_machine(locks)
+
+    def _state_machine(self, locks: dynamodb.ITable) -> sfn.StateMachine:
+        substitutions = {substitution_key(name): fn.function_arn for name, fn in self.functions.items()}
+        substitutions["LockTableName"] = locks.table_name
+        log_group = logs.LogGroup(
+            self,
+            "RolloutLogs",
+            # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy small for vended logs.
+            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            retention=LOG_RETENTION,
+        )
+        state_machine = sfn.StateMachine(
+            self,
+            "Rollout",
+            state_machine_name=self.state_machine_name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            # Inline, so template tests and cfn-lint see the definition that is deployed.
+            definition_body=sfn.DefinitionBody.from_string(DEFINITION.read_text()),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        # CDK derives no permissions from an ASL string: grant exactly what the definition calls.
+        function_arns = [fn.function_arn for fn in self.functions.values()]
+        state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=function_arns)
+        )
+        state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:DeleteItem"], resources=[locks.table_arn])
+        )
+        acknowledge(
+            state_machine.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "CloudWatch Logs delivery (logs:*LogDelivery*, logs:*ResourcePolic*, logs:DescribeLogGroups) and "
+            "X-Ray (xray:PutTraceSegments, xray:PutTelemetryRecords, xray:GetSampling*) support no "
+            "resource-level permissions; CDK grants them for execution logging and tracing.",
+        )
+        return state_machine

@@ -1,0 +1,93 @@
+"""Config validation and synthesis, shared by app.py, the tests and the simulation."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+from pydantic import ValidationError
+from updraft.config import UpdraftConfig
+
+from stacks.updraft_stack import UpdraftStack
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+CONTEXT_KEY = "updraft"
+STACK_NAME = "Updraft"
+TEST_ENV = cdk.Environment(account="123456789012", region="us-east-1")
+
+
+class ConfigError(ValueError):
+    """The `updraft` context is invalid; `problems` has one line per bad field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def validate_config(context: Any) -> UpdraftConfig:
+    """Validate the `updraft` context value, naming every bad field as `updraft.<path>: <message>`."""
+    if context is None:
+        raise ConfigError([f"{CONTEXT_KEY}: missing from the CDK context (cdk.json)"])
+    try:
+        return UpdraftConfig.model_validate(context)
+    except ValidationError as error:
+        raise ConfigError([_describe(problem) for problem in error.errors()]) from error
+
+
+def _describe(problem: Any) -> str:
+    path = ".".join(str(part) for part in (CONTEXT_KEY, *problem["loc"]))
+    return f"{path}: {problem['msg']}"
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    return json.loads(path.read_text()).get("context", {})
+
+
+def config_from_cdk_json(path: Path = CDK_JSON) -> UpdraftConfig:
+    return validate_config(cdk_json_context(path).get(CONTEXT_KEY))
+
+
+def feature_flags(path: Path = CDK_JSON) -> dict[str, Any]:
+    """cdk.json's feature flags, so a synth outside the CDK CLI builds the same template as `cdk synth`."""
+    return {key: value for key, value in cdk_json_context(path).items() if key.startswith("@aws-cdk/")}
+
+
+def build_app(
+    config: UpdraftConfig,
+    *,
+    env: cdk.Environment | None = None,
+    app: cdk.App | None = None,
+    outdir: str | None = None,
+    bundle: bool = True,
+) -> cdk.App:
+    """The app with the Updraft stack and cdk-nag's AwsSolutions checks, which fail synth on any finding.
+
+    Given an `app` (app.py's, carrying the CDK CLI's context), `outdir` and `bundle` are the CLI's business.
+    """
+    if app is None:
+        context = feature_flags() if bundle else {**feature_flags(), "aws:cdk:bundling-stacks": []}
+        app = cdk.App(outdir=outdir, context=context)
+    UpdraftStack(app, STACK_NAME, config=config, env=env)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
+
+
+def synthesize(config: UpdraftConfig, *, bundle: bool = False, outdir: str | None = None) -> dict[str, Any]:
+    """Synthesize the stack for account 123456789012 in us-east-1 and return its CloudFormation template.
+
+    Without `bundle` the code asset is the unbundled source (fast, offline). Pass `outdir` to keep the cloud
+    assembly (assets included); otherwise it goes to a directory deleted afterwards.
+    """
+    if outdir is not None:
+        return _synthesize_into(config, bundle=bundle, outdir=outdir)
+    with tempfile.TemporaryDirectory(prefix="updraft-cdk-") as scratch:
+        return _synthesize_into(config, bundle=bundle, outdir=scratch)
+
+
+def _synthesize_into(config: UpdraftConfig, *, bundle: bool, outdir: str) -> dict[str, Any]:
+    app = build_app(config, env=TEST_ENV, outdir=outdir, bundle=bundle)
+    return app.synth().get_stack_by_name(STACK_NAME).template

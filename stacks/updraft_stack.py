@@ -1,0 +1,25 @@
+"""The Updraft stack: the ledger and the rollout engine, plus the outputs the CLI and the simulation read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+from updraft.config import UpdraftConfig
+
+from stacks.ledger import Ledger
+from stacks.rollout_engine import RolloutEngine
+
+
+class UpdraftStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: UpdraftConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        ledger = Ledger(self, "Ledger")
+        engine = RolloutEngine(self, "RolloutEngine", config=config, ledger=ledger.table, locks=ledger.locks)
+
+        CfnOutput(self, "RolloutStateMachineArn", value=engine.state_machine.state_machine_arn)
+        CfnOutput(self, "LedgerTableName", value=ledger.table.table_name)
+        CfnOutput(self, "LockTableName", value=ledger.locks.table_name)
+        for kind, document in engine.documents.documents.items():
+            CfnOutput(self, f"{kind.capitalize()}DocumentName", value=document.ref)
