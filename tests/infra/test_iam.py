@@ -1,0 +1,198 @@
+"""Least privilege, read from the template: every statement of every role."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+ACCOUNT_REGION = "us-east-1:123456789012"
+DOCUMENT_ARN = re.compile(rf"^arn:\{{AWS::Partition\}}:ssm:{ACCOUNT_REGION}:document/Updraft-(\w+)$")
+INSTANCES_ARN = f"arn:{{AWS::Partition}}:ec2:{ACCOUNT_REGION}:instance/*"
+EXECUTIONS_ARN = f"arn:{{AWS::Partition}}:states:{ACCOUNT_REGION}:execution:Updraft-rollout:*"
+# Actions that take no resource-level permissions, so `*` is the only possible resource.
+UNSCOPED_ACTIONS = {
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceStatus",
+    "ssm:DescribeInstanceInformation",
+    "ssm:ListCommandInvocations",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+}
+DOCUMENTS_RUN_BY = {
+    "start_inventory": {"inventory"},
+    "apply_wave": {"apply"},
+    "check_hosts": {"verify", "rollback"},
+    "halt": {"rollback"},
+}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def render(value: Any) -> str:
+    """An intrinsic as readable text: {"Ref": "X"} -> "{X}", GetAtt -> "{X.Arn}", Join -> joined."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return "{" + value["Ref"] + "}"
+    if "Fn::GetAtt" in value:
+        return "{" + ".".join(value["Fn::GetAtt"]) + "}"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(render(part) for part in parts)
+    raise AssertionError(f"unexpected intrinsic {value}")
+
+
+def statements_of(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            **statement,
+            "Action": as_list(statement["Action"]),
+            "Resource": [render(r) for r in as_list(statement.get("Resource", []))],
+        }
+        for statement in document["Statement"]
+    ]
+
+
+@pytest.fixture(scope="module")
+def role_statements(of_type) -> dict[str, list[dict[str, Any]]]:
+    """Every identity-policy statement, by the logical id of the role it is attached to."""
+    by_role: dict[str, list[dict[str, Any]]] = {role: [] for role in of_type("AWS::IAM::Role")}
+    for policy in of_type("AWS::IAM::Policy").values():
+        for role in policy["Properties"]["Roles"]:
+            by_role[role["Ref"]] += statements_of(policy["Properties"]["PolicyDocument"])
+    for role_id, role in of_type("AWS::IAM::Role").items():
+        for inline in role["Properties"].get("Policies", []):
+            by_role[role_id] += statements_of(inline["PolicyDocument"])
+    return by_role
+
+
+@pytest.fixture(scope="module")
+def function_statements(functions, role_statements) -> dict[str, list[dict[str, Any]]]:
+    return {name: role_statements[f["Role"]["Fn::GetAtt"][0]] for name, f in functions.items()}
+
+
+@pytest.fixture(scope="module")
+def state_machine_statements(state_machine, role_statements) -> list[dict[str, Any]]:
+    return role_statements[state_machine["RoleArn"]["Fn::GetAtt"][0]]
+
+
+@pytest.fixture(scope="module")
+def table_arns(tables) -> dict[str, str]:
+    return {name: "{" + logical_id + ".Arn}" for name, logical_id in tables.items()}
+
+
+def dynamodb_statements(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for s in statements if any(action.startswith("dynamodb:") for action in s["Action"])]
+
+
+def allowed(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [s for s in statements if action in s["Action"]]
+
+
+def test_no_wildcard_actions_anywhere(role_statements):
+    for statements in role_statements.values():
+        for statement in statements:
+            assert statement["Effect"] == "Allow"
+            for action in statement["Action"]:
+                service, _, name = action.partition(":")
+                assert service and name and "*" not in action, action
+
+
+def test_no_managed_policies(of_type):
+    for role in of_type("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_one_role_per_function(functions):
+    roles = [f["Role"]["Fn::GetAtt"][0] for f in functions.values()]
+    assert len(set(roles)) == len(functions)
+
+
+def test_only_unscoped_actions_get_every_resource(role_statements):
+    for statements in role_statements.values():
+        for statement in statements:
+            if "*" in statement["Resource"]:
+                assert statement["Resource"] == ["*"]
+                assert set(statement["Action"]) <= UNSCOPED_ACTIONS
+
+
+def test_send_command_reaches_only_project_documents_and_tagged_hosts(role_statements, config):
+    tag_condition = {"StringEquals": {f"aws:ResourceTag/{config.tag_key}": [g.name for g in config.groups]}}
+    sends = [s for statements in role_statements.values() for s in allowed(statements, "ssm:SendCommand")]
+    assert sends
+    for statement in sends:
+        if statement["Resource"] == [INSTANCES_ARN]:
+            assert statement["Condition"] == tag_condition
+        else:
+            # Documents carry no group tag: a tag condition on them would deny the call.
+            assert "Condition" not in statement
+            assert all(DOCUMENT_ARN.match(resource) for resource in statement["Resource"]), statement
+
+
+def test_each_function_sends_only_its_documents(function_statements):
+    for name, statements in function_statements.items():
+        documents = {
+            DOCUMENT_ARN.match(resource).group(1)
+            for statement in allowed(statements, "ssm:SendCommand")
+            for resource in statement["Resource"]
+            if resource != INSTANCES_ARN
+        }
+        assert documents == DOCUMENTS_RUN_BY.get(name, set()), name
+
+
+def test_reboot_only_tagged_hosts_and_only_from_check_hosts(function_statements, config):
+    for name, statements in function_statements.items():
+        reboots = allowed(statements, "ec2:RebootInstances")
+        if name != "check_hosts":
+            assert not reboots, name
+            continue
+        (statement,) = reboots
+        assert statement["Resource"] == [INSTANCES_ARN]
+        tag_values = statement["Condition"]["StringEquals"][f"aws:ResourceTag/{config.tag_key}"]
+        assert tag_values == ["staging", "prod"]
+
+
+def test_every_function_writes_the_ledger_only_acquire_lock_the_locks(function_statements, table_arns):
+    for name, statements in function_statements.items():
+        dynamodb = dynamodb_statements(statements)
+        tables = {resource for s in dynamodb for resource in s["Resource"]}
+        expected = {table_arns["ledger"]} | ({table_arns["locks"]} if name == "acquire_lock" else set())
+        assert tables == expected, name
+        lock_actions = {a for s in dynamodb if table_arns["locks"] in s["Resource"] for a in s["Action"]}
+        assert lock_actions <= {"dynamodb:GetItem", "dynamodb:PutItem"}
+
+
+def test_only_acquire_lock_reads_executions_of_its_own_state_machine(function_statements):
+    for name, statements in function_statements.items():
+        describe = allowed(statements, "states:DescribeExecution")
+        if name == "acquire_lock":
+            assert [s["Resource"] for s in describe] == [[EXECUTIONS_ARN]]
+        else:
+            assert not describe, name
+
+
+def test_state_machine_invokes_exactly_the_seven_functions(state_machine_statements, functions):
+    (invoke,) = allowed(state_machine_statements, "lambda:InvokeFunction")
+    assert invoke["Action"] == ["lambda:InvokeFunction"]
+    assert sorted(invoke["Resource"]) == sorted("{" + f["LogicalId"] + ".Arn}" for f in functions.values())
+
+
+def test_state_machine_only_deletes_locks(state_machine_statements, table_arns):
+    dynamodb = dynamodb_statements(state_machine_statements)
+    assert [(s["Action"], s["Resource"]) for s in dynamodb] == [
+        (["dynamodb:DeleteItem"], [table_arns["locks"]])
+    ]

@@ -1,0 +1,182 @@
+"""The synthesized template: what gets deployed, checked resource by resource."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDLERS = {"acquire_lock", "start_inventory", "plan_waves", "apply_wave", "check_hosts", "halt", "finish"}
+DOCUMENT_KINDS = ("inventory", "apply", "verify", "rollback")
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def logical_id_by_property(of_type, resource_type, key, value):
+    (logical_id,) = [lid for lid, r in of_type(resource_type).items() if r["Properties"].get(key) == value]
+    return logical_id
+
+
+def test_resource_counts(of_type):
+    expected = {
+        "AWS::DynamoDB::Table": 2,
+        "AWS::SSM::Document": 4,
+        "AWS::Lambda::Function": 7,
+        "AWS::StepFunctions::StateMachine": 1,
+        "AWS::IAM::Role": 8,  # one per function and the state machine's
+    }
+    assert {t: len(of_type(t)) for t in expected} == expected
+
+
+def test_only_resource_types_the_simulation_can_deploy(resources):
+    # moto's CloudFormation silently skips unsupported types (TableV2's GlobalTable, for one).
+    deployable = {
+        "AWS::DynamoDB::Table",
+        "AWS::SSM::Document",
+        "AWS::Lambda::Function",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::IAM::Role",
+        "AWS::IAM::Policy",
+        "AWS::Logs::LogGroup",
+    }
+    assert {r["Type"] for r in resources.values()} <= deployable
+
+
+def test_tables_are_encrypted_recoverable_on_demand_and_retained(of_type):
+    keys = {}
+    for table in of_type("AWS::DynamoDB::Table").values():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+        schema = {k["KeyType"]: k["AttributeName"] for k in props["KeySchema"]}
+        keys[tuple(sorted(schema.items()))] = {a["AttributeType"] for a in props["AttributeDefinitions"]}
+    assert keys == {(("HASH", "group"),): {"S"}, (("HASH", "pk"), ("RANGE", "sk")): {"S"}}
+
+
+def test_documents_are_the_yaml_files_named_after_the_stack(of_type):
+    documents = {d["Properties"]["Name"]: d["Properties"] for d in of_type("AWS::SSM::Document").values()}
+    assert set(documents) == {f"Updraft-{kind}" for kind in DOCUMENT_KINDS}
+    for kind in DOCUMENT_KINDS:
+        document = documents[f"Updraft-{kind}"]
+        assert document["DocumentType"] == "Command"
+        assert document["DocumentFormat"] == "YAML"
+        source = ROOT / "ssm_documents" / f"updraft-{kind}.yaml"
+        assert document["Content"] == yaml.safe_load(source.read_text())
+
+
+def test_every_handler_has_a_function(functions):
+    assert set(functions) == HANDLERS
+    for name, function in functions.items():
+        assert function["Handler"] == f"updraft.handlers.{name}.handler"
+
+
+def test_functions_run_a_current_python_on_arm(functions):
+    for function in functions.values():
+        major, minor = map(int, function["Runtime"].removeprefix("python").split("."))
+        assert (major, minor) >= (3, 12)
+        assert function["Architectures"] == ["arm64"]
+        assert function["MemorySize"] == 512
+        assert 30 <= function["Timeout"] <= 300
+        assert function["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_functions_share_one_code_asset(functions):
+    assert len({json.dumps(f["Code"], sort_keys=True) for f in functions.values()}) == 1
+
+
+def test_powertools_layer_is_resolved_at_deploy_time(template, functions):
+    for function in functions.values():
+        (layer,) = function["Layers"]
+        parameter = template["Parameters"][layer["Ref"]]
+        assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
+        runtime = function["Runtime"]
+        assert parameter["Default"] == f"/aws/service/powertools/python/arm64/{runtime}/latest"
+
+
+def test_each_function_logs_json_to_its_own_retained_log_group(of_type, functions):
+    log_groups = of_type("AWS::Logs::LogGroup")
+    used = []
+    for function in functions.values():
+        logging = function["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON"
+        group = logging["LogGroup"]["Ref"]
+        assert log_groups[group]["Properties"]["RetentionInDays"] > 0
+        used.append(group)
+    assert len(set(used)) == len(functions)
+
+
+def test_function_environment(of_type, functions, config, tables):
+    documents = {
+        kind: logical_id_by_property(of_type, "AWS::SSM::Document", "Name", f"Updraft-{kind}")
+        for kind in DOCUMENT_KINDS
+    }
+    expected = {
+        "UPDRAFT_CONFIG": config.to_env(),
+        "LEDGER_TABLE": {"Ref": tables["ledger"]},
+        "LOCK_TABLE": {"Ref": tables["locks"]},
+        **{f"DOCUMENT_{kind.upper()}": {"Ref": documents[kind]} for kind in DOCUMENT_KINDS},
+        "POWERTOOLS_SERVICE_NAME": "updraft",
+        "POWERTOOLS_METRICS_NAMESPACE": "Updraft",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    for function in functions.values():
+        assert function["Environment"]["Variables"] == expected
+
+
+def test_environment_fits_lambdas_4_kb_limit(functions):
+    # UPDRAFT_CONFIG grows with every group; Lambda refuses environments over 4 KB (names and values).
+    for function in functions.values():
+        variables = function["Environment"]["Variables"]
+        size = sum(len(k) + len(v if isinstance(v, str) else "x" * 255) for k, v in variables.items())
+        assert size < 4096
+
+
+def test_config_in_the_environment_round_trips(functions, config):
+    from updraft.config import UpdraftConfig
+
+    text = functions["plan_waves"]["Environment"]["Variables"]["UPDRAFT_CONFIG"]
+    assert UpdraftConfig.from_env(text) == config
+
+
+def test_state_machine_is_standard_logged_and_traced(state_machine):
+    props = state_machine
+    assert props["StateMachineName"] == "Updraft-rollout"
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_definition_is_the_asl_file_inline(state_machine):
+    assert "DefinitionS3Location" not in state_machine
+    assert state_machine["DefinitionString"] == (ROOT / "statemachines/rollout.asl.json").read_text()
+
+
+def test_every_placeholder_is_substituted(state_machine):
+    definition = state_machine["DefinitionString"]
+    substitutions = state_machine["DefinitionSubstitutions"]
+    assert set(PLACEHOLDER.findall(definition)) == set(substitutions)
+    resolved = PLACEHOLDER.sub(lambda m: f"resolved-{m.group(1)}", definition)
+    assert "${" not in resolved
+    json.loads(resolved)
+
+
+def test_substitutions_reference_every_function_and_the_lock_table(state_machine, functions, tables):
+    substitutions = state_machine["DefinitionSubstitutions"]
+    for name, function in functions.items():
+        key = "".join(part.capitalize() for part in name.split("_")) + "FunctionArn"
+        assert substitutions[key] == {"Fn::GetAtt": [function["LogicalId"], "Arn"]}
+    assert substitutions["LockTableName"] == {"Ref": tables["locks"]}
+
+
+def test_outputs(template, of_type):
+    outputs = template["Outputs"]
+    state_machine = next(iter(of_type("AWS::StepFunctions::StateMachine")))
+    assert outputs["RolloutStateMachineArn"]["Value"] == {"Ref": state_machine}
+    assert {"LedgerTableName", "LockTableName"} <= set(outputs)
+    for kind in DOCUMENT_KINDS:
+        document = logical_id_by_property(of_type, "AWS::SSM::Document", "Name", f"Updraft-{kind}")
+        assert outputs[f"{kind.capitalize()}DocumentName"]["Value"] == {"Ref": document}
