@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -196,3 +197,29 @@ def test_state_machine_only_deletes_locks(state_machine_statements, table_arns):
     assert [(s["Action"], s["Resource"]) for s in dynamodb] == [
         (["dynamodb:DeleteItem"], [table_arns["locks"]])
     ]
+
+
+def task_states(states: dict[str, Any]):
+    """Every Task state, nested Parallel branches and Map iterators included."""
+    for state in states.values():
+        if state["Type"] == "Task":
+            yield state
+        for branch in state.get("Branches", []):
+            yield from task_states(branch["States"])
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from task_states(processor["States"])
+
+
+def test_state_machine_calls_only_what_its_role_grants(state_machine):
+    # CDK derives no IAM from an ASL string: a new integration needs a grant in stacks/rollout_engine.py.
+    tasks = list(task_states(json.loads(state_machine["DefinitionString"])["States"]))
+    assert {task["Resource"] for task in tasks} == {
+        "arn:aws:states:::lambda:invoke",
+        "arn:aws:states:::dynamodb:deleteItem",
+    }
+    for task in tasks:
+        if task["Resource"] == "arn:aws:states:::lambda:invoke":
+            assert re.fullmatch(r"\$\{\w+FunctionArn\}", task["Parameters"]["FunctionName"])
+        else:
+            assert task["Parameters"]["TableName"] == "${LockTableName}"
