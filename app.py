@@ -39,9 +39,7 @@ def main() -> int:
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    env = cdk.Environment(
-        account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
-    )
+    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     build_app(config, env=env, app=app)
     app.synth()
     return 0

@@ -11,11 +11,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
-from updraft.config import UpdraftConfig
 
 from stacks.bundling import function_code
 from stacks.documents import CommandDocuments
 from stacks.nag import acknowledge, nag_arn
+from updraft.config import UpdraftConfig
 
 # One Python version drives the runtime, the wheels pip bundles and the Powertools layer. It is the newest
 # runtime aws-cdk-lib knows, which is what cdk-nag's AwsSolutions-L1 requires.
@@ -184,9 +184,7 @@ class RolloutFunctions(Construct):
 
     def _lock_statements(self) -> list[iam.PolicyStatement]:
         return [
-            iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[self.locks.table_arn]
-            ),
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[self.locks.table_arn]),
             # A lock whose holder execution has ended may be taken over.
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[self._executions_arn()]),
         ]
@@ -217,9 +215,7 @@ class RolloutFunctions(Construct):
 
     def _acknowledge_wildcards(self, spec: FunctionSpec, role: iam.Role) -> None:
         unscoped = ", ".join((*TRACING_ACTIONS, *sorted(spec.unscoped_actions)))
-        acknowledge(
-            role, "AwsSolutions-IAM5[Resource::*]", f"{unscoped}: no resource-level permissions exist."
-        )
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", f"{unscoped}: no resource-level permissions exist.")
         if spec.runs_documents or spec.reboots_hosts:
             acknowledge(
                 role,

@@ -7,9 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 
-def _table(
-    scope: Construct, construct_id: str, partition_key: str, sort_key: str | None = None
-) -> dynamodb.Table:
+def _table(scope: Construct, construct_id: str, partition_key: str, sort_key: str | None = None) -> dynamodb.Table:
     # Plain `Table` rather than TableV2: single-region, and the simulation deploys this template into moto,
     # whose CloudFormation skips AWS::DynamoDB::GlobalTable.
     string = dynamodb.AttributeType.STRING

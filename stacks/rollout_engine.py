@@ -10,11 +10,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from updraft.config import UpdraftConfig
 
 from stacks.documents import CommandDocuments
 from stacks.functions import LOG_RETENTION, RolloutFunctions
 from stacks.nag import acknowledge
+from updraft.config import UpdraftConfig
 
 DEFINITION = Path(__file__).resolve().parent.parent / "statemachines" / "rollout.asl.json"
 

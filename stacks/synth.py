@@ -10,9 +10,9 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from pydantic import ValidationError
-from updraft.config import UpdraftConfig
 
 from stacks.updraft_stack import UpdraftStack
+from updraft.config import UpdraftConfig
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 CONTEXT_KEY = "updraft"

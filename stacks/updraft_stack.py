@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
-from updraft.config import UpdraftConfig
 
 from stacks.ledger import Ledger
 from stacks.rollout_engine import RolloutEngine
+from updraft.config import UpdraftConfig
 
 
 class UpdraftStack(Stack):

@@ -15,9 +15,8 @@ for path in (ROOT / "functions", ROOT):
         sys.path.insert(0, str(path))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from updraft.config import UpdraftConfig  # noqa: E402
-
 from stacks import config_from_cdk_json, synthesize  # noqa: E402
+from updraft.config import UpdraftConfig  # noqa: E402
 
 
 @pytest.fixture(scope="session")

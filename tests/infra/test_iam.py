@@ -194,9 +194,7 @@ def test_state_machine_invokes_exactly_the_seven_functions(state_machine_stateme
 
 def test_state_machine_only_deletes_locks(state_machine_statements, table_arns):
     dynamodb = dynamodb_statements(state_machine_statements)
-    assert [(s["Action"], s["Resource"]) for s in dynamodb] == [
-        (["dynamodb:DeleteItem"], [table_arns["locks"]])
-    ]
+    assert [(s["Action"], s["Resource"]) for s in dynamodb] == [(["dynamodb:DeleteItem"], [table_arns["locks"]])]
 
 
 def task_states(states: dict[str, Any]):

@@ -22,9 +22,7 @@ def validate_asl(asl_validator: Path, definition: Path) -> subprocess.CompletedP
 
 
 def test_cfn_lint_is_clean(template):
-    matches = lint(
-        json.dumps(template), config={"regions": ["us-east-1"], "ignore_checks": IGNORED_CFN_LINT_RULES}
-    )
+    matches = lint(json.dumps(template), config={"regions": ["us-east-1"], "ignore_checks": IGNORED_CFN_LINT_RULES})
     assert [str(match) for match in matches] == []
 
 

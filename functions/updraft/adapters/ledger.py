@@ -1,0 +1,96 @@
+"""The DynamoDB ledger: one item per rollout (META) and one per host.
+
+Host items sort by wave (`WAVE#0003#i-...`) so a wave is one Query; hosts the plan skipped are
+`SKIPPED#i-...`. The rollout item keeps the policy it started with, so a config change never
+alters a rollout in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+
+from updraft.adapters.aws import RETRIES
+from updraft.domain.hosts import HostRecord
+from updraft.errors import RolloutNotFound
+
+META = "META"
+
+
+def _pk(rollout_id: str) -> str:
+    return f"ROLLOUT#{rollout_id}"
+
+
+def wave_prefix(wave: int) -> str:
+    return f"WAVE#{wave:04d}#"
+
+
+class Ledger:
+    def __init__(self, table_name: str) -> None:
+        self.table = boto3.resource("dynamodb", config=RETRIES).Table(table_name)
+
+    # -- rollouts --------------------------------------------------------------------------------
+    def create_rollout(self, rollout: dict[str, Any]) -> None:
+        """Record a new rollout; a retried step finds it there and leaves it as it is."""
+        with contextlib.suppress(self.table.meta.client.exceptions.ConditionalCheckFailedException):
+            self.table.put_item(
+                Item={"pk": _pk(rollout["rollout_id"]), "sk": META, **rollout},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+
+    def rollout(self, rollout_id: str) -> dict[str, Any]:
+        item = self.table.get_item(Key={"pk": _pk(rollout_id), "sk": META}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise RolloutNotFound(rollout_id)
+        return item
+
+    def update_rollout(self, rollout_id: str, **fields: Any) -> None:
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        self.table.update_item(
+            Key={"pk": _pk(rollout_id), "sk": META},
+            UpdateExpression=f"SET {assignments}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ConditionExpression="attribute_exists(pk)",
+        )
+
+    # -- hosts -----------------------------------------------------------------------------------
+    def put_hosts(self, records: list[HostRecord]) -> None:
+        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for record in records:
+                batch.put_item(Item=_host_item(record))
+
+    def put_skipped(self, rollout_id: str, skipped: list[dict[str, str]]) -> None:
+        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for host in skipped:
+                batch.put_item(Item={"pk": _pk(rollout_id), "sk": f"SKIPPED#{host['instance_id']}", **host})
+
+    def wave_hosts(self, rollout_id: str, wave: int) -> list[HostRecord]:
+        return [HostRecord.model_validate(item) for item in self._query(rollout_id, wave_prefix(wave))]
+
+    def all_hosts(self, rollout_id: str) -> list[HostRecord]:
+        return [HostRecord.model_validate(item) for item in self._query(rollout_id, "WAVE#")]
+
+    def skipped_hosts(self, rollout_id: str) -> list[dict[str, Any]]:
+        return self._query(rollout_id, "SKIPPED#")
+
+    def _query(self, rollout_id: str, prefix: str) -> list[dict[str, Any]]:
+        condition = Key("pk").eq(_pk(rollout_id)) & Key("sk").begins_with(prefix)
+        items, start = [], None
+        while True:
+            extra = {"ExclusiveStartKey": start} if start else {}
+            page = self.table.query(KeyConditionExpression=condition, ConsistentRead=True, **extra)
+            items.extend(page["Items"])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+
+def _host_item(record: HostRecord) -> dict[str, Any]:
+    item = record.model_dump(mode="json", exclude_none=True)
+    return {"pk": _pk(record.rollout_id), "sk": f"{wave_prefix(record.wave)}{record.instance_id}", **item}

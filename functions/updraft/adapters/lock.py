@@ -1,0 +1,50 @@
+"""The per-group lock: a conditional write in DynamoDB, one holder (an execution) at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import boto3
+from boto3.dynamodb.conditions import Attr
+
+from updraft.adapters.aws import RETRIES, client
+
+
+@dataclass(frozen=True)
+class LockState:
+    acquired: bool
+    holder: str
+
+
+class GroupLock:
+    def __init__(self, table_name: str) -> None:
+        self.table = boto3.resource("dynamodb", config=RETRIES).Table(table_name)
+        self._conflict = self.table.meta.client.exceptions.ConditionalCheckFailedException
+
+    def acquire(self, group: str, execution_id: str, item: dict) -> LockState:
+        """Take the lock; take it over from a holder that is no longer running (aborted, timed out)."""
+        lock = {"group": group, "holder": execution_id, **item}
+        try:
+            self.table.put_item(Item=lock, ConditionExpression=Attr("group").not_exists())
+            return LockState(True, execution_id)
+        except self._conflict:
+            pass
+        current = self.table.get_item(Key={"group": group}, ConsistentRead=True).get("Item", {})
+        holder = current.get("holder", "")
+        if holder == execution_id:  # a retry of our own step
+            return LockState(True, execution_id)
+        if holder and _still_running(holder):
+            return LockState(False, holder)
+        try:
+            self.table.put_item(Item=lock, ConditionExpression=Attr("holder").eq(holder))
+            return LockState(True, execution_id)
+        except self._conflict:
+            return LockState(False, self.table.get_item(Key={"group": group}).get("Item", {}).get("holder", ""))
+
+
+def _still_running(execution_arn: str) -> bool:
+    sfn = client("stepfunctions")
+    try:
+        return sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return False

@@ -1,0 +1,63 @@
+"""SSM Run Command and fleet presence, batched: SendCommand takes 50 instance ids."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from updraft.adapters.aws import chunks, client
+from updraft.domain.hosts import Invocation
+from updraft.errors import CommandThrottled
+
+SEND_COMMAND_LIMIT = 50
+THROTTLING = {"ThrottlingException", "TooManyUpdates", "RequestLimitExceeded"}
+
+
+def send_document(document: str, instance_ids: list[str], parameters: dict[str, str], timeout: int) -> dict[str, str]:
+    """Send a document to the hosts; the command id of each host."""
+    ssm = client("ssm")
+    sent: dict[str, str] = {}
+    for batch in chunks(sorted(instance_ids), SEND_COMMAND_LIMIT):
+        try:
+            response = ssm.send_command(
+                DocumentName=document,
+                InstanceIds=batch,
+                Parameters={key: [value] for key, value in parameters.items()},
+                TimeoutSeconds=timeout,
+                MaxConcurrency="100%",
+                MaxErrors="100%",
+                Comment=f"updraft {document}"[:100],
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] in THROTTLING:
+                raise CommandThrottled(f"SendCommand {document}: {error}") from error
+            raise
+        sent.update(dict.fromkeys(batch, response["Command"]["CommandId"]))
+    return sent
+
+
+def invocations(command_id: str) -> dict[str, Invocation]:
+    """Status and output of a command on each of its hosts."""
+    paginator = client("ssm").get_paginator("list_command_invocations")
+    found: dict[str, Invocation] = {}
+    for page in paginator.paginate(CommandId=command_id, Details=True):
+        for item in page["CommandInvocations"]:
+            plugins = item.get("CommandPlugins") or [{}]
+            found[item["InstanceId"]] = Invocation(
+                status=item["Status"],
+                stdout=plugins[0].get("Output", ""),
+                stderr=plugins[0].get("StandardErrorContent", ""),
+            )
+    return found
+
+
+def online(instance_ids: list[str]) -> set[str]:
+    """The hosts whose SSM agent is connected now."""
+    ssm = client("ssm")
+    connected: set[str] = set()
+    for batch in chunks(sorted(instance_ids), SEND_COMMAND_LIMIT):
+        paginator = ssm.get_paginator("describe_instance_information")
+        for page in paginator.paginate(Filters=[{"Key": "InstanceIds", "Values": batch}]):
+            connected.update(
+                item["InstanceId"] for item in page["InstanceInformationList"] if item.get("PingStatus") == "Online"
+            )
+    return connected

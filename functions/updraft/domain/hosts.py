@@ -1,0 +1,360 @@
+r"""Each host's way through a rollout, as a pure function of what was last observed of it.
+
+    pending -> applying -> rebooting -> verifying -> updated
+                  |            |            |
+                  +------------+------------+--> failed -> rolling-back -> rolled-back
+                                                                       \-> rollback-failed
+A host is only ever *touched* by an action this module asks for (send a document, reboot through
+EC2), and every touched host ends in a final state: updated, rolled-back or rollback-failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from updraft.config import GroupPolicy
+from updraft.domain.reports import (
+    ApplyReport,
+    ErrorReport,
+    Report,
+    RollbackReport,
+    VerifyReport,
+    parse_report,
+)
+from updraft.errors import MalformedCommandOutput
+
+
+class HostState(StrEnum):
+    PENDING = "pending"
+    APPLYING = "applying"
+    REBOOTING = "rebooting"
+    VERIFYING = "verifying"
+    UPDATED = "updated"
+    FAILED = "failed"
+    ROLLING_BACK = "rolling-back"
+    ROLLED_BACK = "rolled-back"
+    ROLLBACK_FAILED = "rollback-failed"
+    SKIPPED = "skipped"  # planned, never touched: its wave did not start
+    NEEDS_ATTENTION = "needs-attention"  # the rollout itself failed while this host was in flight
+
+
+FINAL = frozenset(
+    {
+        HostState.UPDATED,
+        HostState.ROLLED_BACK,
+        HostState.ROLLBACK_FAILED,
+        HostState.SKIPPED,
+        HostState.NEEDS_ATTENTION,
+    }
+)
+
+
+class Doc(StrEnum):
+    INVENTORY = "inventory"
+    APPLY = "apply"
+    VERIFY = "verify"
+    ROLLBACK = "rollback"
+
+
+class RollbackStep(StrEnum):
+    RECOVER = "recover"  # rebooted through EC2; waiting for the agent
+    COMMAND = "command"  # rollback document sent
+    REBOOT = "reboot"  # rollback rebooted the host; waiting for the agent
+    VERIFY = "verify"  # verify document sent, expecting the previous version
+
+
+# Invocation statuses that are still moving; anything else is an end.
+RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed"})
+
+
+class HostRecord(BaseModel):
+    """One host of one rollout, as the ledger keeps it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    rollout_id: str
+    instance_id: str
+    az: str
+    wave: int
+    state: HostState = HostState.PENDING
+    previous_version: str
+    target_version: str
+    failure: str | None = None  # why the host failed; counts against the error budget
+    note: str = ""
+    command_doc: Doc | None = None
+    command_id: str | None = None
+    boot_id: str | None = None  # boot id before the reboot that is awaited
+    deadline: str | None = None
+    os_verified: bool = False
+    rollback_step: RollbackStep | None = None
+    updated_at: str = ""
+    history: tuple[str, ...] = ()
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    def move(self, state: HostState, note: str, now: datetime, **changes: object) -> HostRecord:
+        stamp = now.isoformat()
+        return self.model_copy(
+            update={
+                "state": state,
+                "note": note,
+                "updated_at": stamp,
+                "history": (*self.history, f"{stamp} {state}: {note}")[-20:],
+                **changes,
+            }
+        )
+
+    def sent(self, doc: Doc, command_id: str) -> HostRecord:
+        return self.model_copy(update={"command_doc": doc, "command_id": command_id})
+
+
+@dataclass(frozen=True)
+class Invocation:
+    status: str
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    invocation: Invocation | None = None  # of the record's current command
+    online: bool = False  # SSM agent PingStatus Online
+    instance_status: str | None = None  # EC2 instance status: ok | impaired | initializing | ...
+
+
+@dataclass(frozen=True)
+class SendDocument:
+    doc: Doc
+    version: str  # the document's version parameter
+
+
+@dataclass(frozen=True)
+class RebootThroughEc2:
+    pass
+
+
+Action = SendDocument | RebootThroughEc2
+
+
+@dataclass(frozen=True)
+class Step:
+    record: HostRecord
+    action: Action | None = None
+
+
+def deadline_after(now: datetime, seconds: int) -> str:
+    return (now + timedelta(seconds=seconds)).isoformat()
+
+
+def _past(record: HostRecord, now: datetime) -> bool:
+    return record.deadline is not None and now >= datetime.fromisoformat(record.deadline)
+
+
+def _command_outcome(record: HostRecord, observation: Observation) -> Report | str | None:
+    """The report of the record's command, a failure reason, or None while it runs."""
+    invocation = observation.invocation
+    if invocation is None or invocation.status in RUNNING_STATUSES:
+        return None
+    doc = record.command_doc
+    if invocation.status not in ("Success", "Failed"):
+        return f"{doc} command ended {invocation.status}: {invocation.stderr.strip()[:300]}".rstrip(": ")
+    try:
+        report = parse_report(str(doc), invocation.stdout)
+    except MalformedCommandOutput as error:
+        return f"MalformedCommandOutput: {error}"
+    if isinstance(report, ErrorReport):
+        return f"{doc} failed at {report.stage}: {report.error.strip()[:300]}"
+    return report
+
+
+def verify_verdict(report: VerifyReport, expected: str, previous: str) -> str | None:
+    """Why a host that reported after its reboot is not healthy on `expected`, or None."""
+    if report.version != expected:
+        if report.version == previous:
+            return f"booted back into {previous} (boot-loader fallback): the update to {expected} did not take"
+        return f"runs {report.version}, expected {expected}"
+    if report.update_state == "Ready":
+        return "an update is still activated for the next boot"
+    if report.active_version not in (None, expected):
+        return f"active partition holds {report.active_version}, expected {expected}"
+    if report.version_lock.removeprefix("v") != expected:
+        return f"version lock is {report.version_lock}, expected {expected}"
+    return None
+
+
+def advance(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    """The host's next state, and the action that gets it there, from what was seen of it."""
+    step = {
+        HostState.APPLYING: _applying,
+        HostState.REBOOTING: _rebooting,
+        HostState.VERIFYING: _verifying,
+        HostState.FAILED: _failed,
+        HostState.ROLLING_BACK: _rolling_back,
+    }.get(record.state)
+    return step(record, seen, now, policy) if step else Step(record)
+
+
+def fail(record: HostRecord, reason: str, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    failed = record.move(HostState.FAILED, reason, now, failure=reason, command_doc=None, command_id=None)
+    return _failed(failed, seen, now, policy)
+
+
+def begin_rollback(record: HostRecord, note: str, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    """Undo the update on a host: through the update API if its agent answers, else reboot it first
+    (a hung boot of a new image falls back to the old one in the boot loader)."""
+    if seen.online:
+        moved = record.move(
+            HostState.ROLLING_BACK,
+            note,
+            now,
+            rollback_step=RollbackStep.COMMAND,
+            deadline=deadline_after(now, policy.apply_timeout_seconds),
+            command_doc=None,
+            command_id=None,
+        )
+        return Step(moved, SendDocument(Doc.ROLLBACK, record.previous_version))
+    moved = record.move(
+        HostState.ROLLING_BACK,
+        f"{note}; agent offline, rebooting through EC2",
+        now,
+        rollback_step=RollbackStep.RECOVER,
+        deadline=deadline_after(now, policy.verify_timeout_seconds),
+        command_doc=None,
+        command_id=None,
+    )
+    return Step(moved, RebootThroughEc2())
+
+
+def _failed(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    return begin_rollback(record, f"rolling back to {record.previous_version}", seen, now, policy)
+
+
+def _applying(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    outcome = _command_outcome(record, seen)
+    if outcome is None:
+        if _past(record, now):
+            return fail(record, f"apply did not finish within {policy.apply_timeout_seconds} s", seen, now, policy)
+        return Step(record)
+    if isinstance(outcome, str):
+        return fail(record, outcome, seen, now, policy)
+    if not isinstance(outcome, ApplyReport) or outcome.target_version != record.target_version:
+        return fail(record, f"apply reported {outcome!r}, not {record.target_version}", seen, now, policy)
+    if outcome.result == "already-current":
+        return Step(record.move(HostState.UPDATED, f"already on {record.target_version}", now, command_id=None))
+    return Step(
+        record.move(
+            HostState.REBOOTING,
+            f"{outcome.target_version} activated, rebooting",
+            now,
+            previous_version=outcome.previous_version,
+            boot_id=outcome.boot_id,
+            deadline=deadline_after(now, policy.verify_timeout_seconds),
+            command_doc=None,
+            command_id=None,
+        )
+    )
+
+
+def _rebooting(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    if _past(record, now):
+        return fail(
+            record, f"did not come back within {policy.verify_timeout_seconds} s of the reboot", seen, now, policy
+        )
+    if not seen.online:
+        return Step(record)
+    verifying = record.move(HostState.VERIFYING, "agent online, verifying", now)
+    return Step(verifying, SendDocument(Doc.VERIFY, record.target_version))
+
+
+def _verifying(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    if record.os_verified:
+        return _await_status_checks(record, seen, now, policy)
+    outcome = _command_outcome(record, seen)
+    if outcome is None:
+        if _past(record, now):
+            return fail(record, "verification did not report before the deadline", seen, now, policy)
+        return Step(record)
+    if isinstance(outcome, str):
+        return fail(record, outcome, seen, now, policy)
+    if not isinstance(outcome, VerifyReport):
+        return fail(record, f"verify reported {outcome!r}", seen, now, policy)
+    if outcome.boot_id == record.boot_id:
+        # The agent answered before the detached reboot happened: wait for the real reboot.
+        return Step(record.move(HostState.REBOOTING, "not rebooted yet", now, command_doc=None, command_id=None))
+    reason = verify_verdict(outcome, record.target_version, record.previous_version)
+    if reason:
+        return fail(record, reason, seen, now, policy)
+    checked = record.move(HostState.VERIFYING, f"runs {outcome.version}", now, os_verified=True, command_id=None)
+    return _await_status_checks(checked, seen, now, policy)
+
+
+def _await_status_checks(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    if seen.instance_status == "ok":
+        return Step(record.move(HostState.UPDATED, f"verified on {record.target_version}", now, deadline=None))
+    if seen.instance_status == "impaired":
+        return fail(record, "EC2 status checks impaired after the reboot", seen, now, policy)
+    if _past(record, now):
+        return fail(record, f"EC2 status checks not ok before the deadline ({seen.instance_status})", seen, now, policy)
+    return Step(record)
+
+
+def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    step = record.rollback_step
+    if step in (RollbackStep.RECOVER, RollbackStep.REBOOT):
+        if seen.online:
+            doc = Doc.ROLLBACK if step is RollbackStep.RECOVER else Doc.VERIFY
+            next_step = RollbackStep.COMMAND if step is RollbackStep.RECOVER else RollbackStep.VERIFY
+            deadline = deadline_after(now, policy.apply_timeout_seconds) if doc is Doc.ROLLBACK else record.deadline
+            moved = record.move(
+                HostState.ROLLING_BACK, f"agent online, sending {doc}", now, rollback_step=next_step, deadline=deadline
+            )
+            return Step(moved, SendDocument(doc, record.previous_version))
+        if _past(record, now):
+            return _rollback_failed(record, "did not come back online during the rollback; needs attention", now)
+        return Step(record)
+    outcome = _command_outcome(record, seen)
+    if outcome is None:
+        if _past(record, now):
+            return _rollback_failed(record, f"{record.command_doc} did not finish before the deadline", now)
+        return Step(record)
+    if isinstance(outcome, str):
+        return _rollback_failed(record, outcome, now)
+    if isinstance(outcome, RollbackReport):
+        if outcome.result == "restored":
+            return _rolled_back(record, now)
+        return Step(
+            record.move(
+                HostState.ROLLING_BACK,
+                f"rebooting into {record.previous_version}",
+                now,
+                rollback_step=RollbackStep.REBOOT,
+                boot_id=outcome.boot_id,
+                deadline=deadline_after(now, policy.verify_timeout_seconds),
+                command_doc=None,
+                command_id=None,
+            )
+        )
+    if isinstance(outcome, VerifyReport):
+        if outcome.boot_id == record.boot_id:
+            return Step(record.move(HostState.ROLLING_BACK, "not rebooted yet", now, rollback_step=RollbackStep.REBOOT))
+        if outcome.version == record.previous_version:
+            return _rolled_back(record, now)
+        return _rollback_failed(
+            record, f"runs {outcome.version} after the rollback, expected {record.previous_version}", now
+        )
+    return _rollback_failed(record, f"unexpected report {outcome!r}", now)
+
+
+def _rolled_back(record: HostRecord, now: datetime) -> Step:
+    done = record.move(HostState.ROLLED_BACK, f"back on {record.previous_version}", now, command_id=None, deadline=None)
+    return Step(done)
+
+
+def _rollback_failed(record: HostRecord, reason: str, now: datetime) -> Step:
+    return Step(record.move(HostState.ROLLBACK_FAILED, reason, now, command_id=None, deadline=None))

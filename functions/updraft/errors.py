@@ -1,0 +1,22 @@
+"""Named errors. Lambda reports the class name as the error type, so the state machine's Retry and
+Catch clauses match these names."""
+
+
+class UpdraftError(Exception):
+    """Base of the errors Updraft raises on purpose."""
+
+
+class InvalidRolloutRequest(UpdraftError):
+    """The execution input does not match the schema, or names a group that is not configured."""
+
+
+class MalformedCommandOutput(UpdraftError):
+    """An SSM command printed something that is not the report its document promises."""
+
+
+class CommandThrottled(UpdraftError):
+    """SSM kept throttling after botocore's retries; the state machine retries the step later."""
+
+
+class RolloutNotFound(UpdraftError):
+    """The ledger has no record of the rollout the step was given."""

@@ -1,0 +1,42 @@
+"""What every handler shares: Powertools, the step input schema, the rollout id in every log line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from pydantic import BaseModel, ConfigDict
+
+from updraft.rollout import Rollout
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+class RolloutRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rollout_id: str
+    group: str
+    target_version: str
+
+    def domain(self) -> Rollout:
+        return Rollout(self.rollout_id, self.group, self.target_version)
+
+
+class StepInput(BaseModel):
+    """What the state machine passes to a step: the rollout, the wave, and the state's entry time."""
+
+    model_config = ConfigDict(extra="forbid")
+    rollout: RolloutRef
+    now: datetime
+    wave: int = 0
+    scope: Literal["wave", "rollout"] = "wave"
+    error: dict[str, Any] | None = None
+
+
+def step_input(event: dict[str, Any]) -> StepInput:
+    parsed = StepInput.model_validate(event)
+    logger.append_keys(rollout_id=parsed.rollout.rollout_id, group=parsed.rollout.group, wave=parsed.wave)
+    return parsed

@@ -1,0 +1,16 @@
+"""The error budget is spent: start no more waves and roll back the rollback scope."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from updraft import rollout
+from updraft.handlers._common import logger, step_input, tracer
+from updraft.settings import settings
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    step = step_input(event)
+    result = rollout.halt(settings(), step.rollout.domain(), step.wave, step.now)
+    logger.warning("rollout halted", extra={"progress": result["progress"]})
+    return result

@@ -1,0 +1,16 @@
+"""Collect the inventory and write the waves to the ledger."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from updraft import rollout
+from updraft.handlers._common import logger, step_input, tracer
+from updraft.settings import settings
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    step = step_input(event)
+    result = rollout.plan(settings(), step.rollout.domain(), step.now)
+    logger.info("plan", extra={"progress": result["progress"]})
+    return result

@@ -1,0 +1,14 @@
+"""Find the group's running, SSM-online hosts and send them the inventory document."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from updraft import rollout
+from updraft.handlers._common import logger, step_input, tracer
+from updraft.settings import settings
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    step = step_input(event)
+    return rollout.start_inventory(settings(), step.rollout.domain(), step.now)

@@ -1,0 +1,361 @@
+"""The steps of a rollout, one per state machine task: domain decisions carried out through adapters.
+
+Every step is safe to retry: it reads the ledger, acts only on hosts whose recorded state asks
+for it, and records each batch right after sending it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from updraft.adapters import ec2, ssm
+from updraft.adapters.aws import chunks
+from updraft.adapters.ledger import Ledger
+from updraft.adapters.lock import GroupLock
+from updraft.config import GroupPolicy, RollbackScope, RolloutRequest
+from updraft.domain.gate import Verdict, gate
+from updraft.domain.hosts import (
+    Doc,
+    HostRecord,
+    HostState,
+    Invocation,
+    Observation,
+    RebootThroughEc2,
+    SendDocument,
+    Step,
+    advance,
+    begin_rollback,
+    deadline_after,
+)
+from updraft.domain.reports import ErrorReport, InventoryReport, parse_report
+from updraft.domain.waves import Candidate
+from updraft.domain.waves import plan_waves as split_into_waves
+from updraft.errors import InvalidRolloutRequest, MalformedCommandOutput
+from updraft.settings import Settings
+
+INVENTORY_TIMEOUT = 120
+INVENTORY_DEADLINE = 300
+DOC_PARAMETER = {Doc.APPLY: "TargetVersion", Doc.VERIFY: "ExpectedVersion", Doc.ROLLBACK: "PreviousVersion"}
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What the state machine carries between steps: small and constant in size."""
+
+    rollout_id: str
+    group: str
+    target_version: str
+
+    def as_state(self) -> dict[str, str]:
+        return {"rollout_id": self.rollout_id, "group": self.group, "target_version": self.target_version}
+
+
+def _policy(meta: dict[str, Any]) -> GroupPolicy:
+    return GroupPolicy.model_validate_json(meta["policy"])
+
+
+# -- lock -------------------------------------------------------------------------------------------
+def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now: datetime) -> dict[str, Any]:
+    try:
+        valid = RolloutRequest.model_validate(request)
+        policy = env.config.group(valid.group)
+    except ValidationError as error:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors())
+        raise InvalidRolloutRequest(fields) from None
+    except KeyError:
+        known = ", ".join(group.name for group in env.config.groups)
+        raise InvalidRolloutRequest(f"group: {valid.group!r} is not configured (configured: {known})") from None
+    rollout = Rollout(rollout_id, valid.group, valid.target_version)
+    lock = GroupLock(env.lock_table).acquire(
+        valid.group, execution_id, {"rollout_id": rollout_id, "acquired_at": now.isoformat()}
+    )
+    if lock.acquired:
+        Ledger(env.ledger_table).create_rollout(
+            {
+                **rollout.as_state(),
+                "requested_by": valid.requested_by,
+                "execution_id": execution_id,
+                "status": "planning",
+                "started_at": now.isoformat(),
+                "tag_key": env.config.tag_key,
+                "policy": policy.model_dump_json(),
+            }
+        )
+    return {"acquired": lock.acquired, "holder": lock.holder, "rollout": rollout.as_state()}
+
+
+# -- inventory and plan -------------------------------------------------------------------------------
+def start_inventory(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    instances = ec2.running_group_instances(meta["tag_key"], rollout.group)
+    connected = ssm.online(list(instances))
+    offline = sorted(set(instances) - connected)
+    ledger.put_skipped(rollout.rollout_id, [_skipped(i, instances[i], "SSM agent not online") for i in offline])
+    commands = ssm.send_document(env.documents[Doc.INVENTORY], sorted(connected), {}, INVENTORY_TIMEOUT)
+    ledger.update_rollout(
+        rollout.rollout_id,
+        status="inventory",
+        inventory={"commands": sorted(set(commands.values())), "deadline": deadline_after(now, INVENTORY_DEADLINE)},
+    )
+    return {"rollout": rollout.as_state(), "progress": {"done": False, "next_poll_seconds": 15}}
+
+
+def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    policy = _policy(meta)
+    inventory = meta["inventory"]
+    reports: dict[str, Invocation] = {}
+    for command_id in inventory["commands"]:
+        reports.update(ssm.invocations(command_id))
+    still_running = any(inv.status in ("Pending", "InProgress", "Delayed") for inv in reports.values())
+    if still_running and now < datetime.fromisoformat(inventory["deadline"]):
+        return {"rollout": rollout.as_state(), "progress": {"done": False, "next_poll_seconds": 15}}
+
+    zones = ec2.running_group_instances(meta["tag_key"], rollout.group)
+    candidates, skipped, versions = [], [], {}
+    for instance_id, invocation in sorted(reports.items()):
+        if instance_id not in zones:
+            continue  # stopped or terminated since the inventory
+        reason, version = _inventory_verdict(invocation, policy, rollout.target_version)
+        if reason:
+            skipped.append(_skipped(instance_id, zones[instance_id], reason))
+        else:
+            candidates.append(Candidate(zones[instance_id], instance_id))
+            versions[instance_id] = version
+    waves = split_into_waves(candidates, policy.canary_size, policy.wave_growth, policy.max_wave_size)
+    records = [
+        HostRecord(
+            rollout_id=rollout.rollout_id,
+            instance_id=host.instance_id,
+            az=host.az,
+            wave=index,
+            previous_version=versions[host.instance_id],
+            target_version=rollout.target_version,
+            note="planned",
+            updated_at=now.isoformat(),
+        )
+        for index, wave in enumerate(waves)
+        for host in wave
+    ]
+    ledger.put_skipped(rollout.rollout_id, skipped)
+    ledger.put_hosts(records)
+    ledger.update_rollout(
+        rollout.rollout_id,
+        status="rolling-out" if waves else "nothing-to-do",
+        wave_sizes=[len(wave) for wave in waves],
+        planned_hosts=len(records),
+        skipped_hosts=len(skipped) + int(meta.get("skipped_hosts", 0)),
+    )
+    progress = {"done": True, "wave_count": len(waves), "next_poll_seconds": policy.poll_interval_seconds}
+    return {"rollout": rollout.as_state(), "wave": 0, "progress": progress}
+
+
+def _inventory_verdict(invocation: Invocation, policy: GroupPolicy, target: str) -> tuple[str | None, str]:
+    """Why a host is skipped (or None), and the version it runs."""
+    if invocation.status != "Success":
+        return f"inventory ended {invocation.status}: {invocation.stderr.strip()[:200]}", ""
+    try:
+        report = parse_report(Doc.INVENTORY, invocation.stdout)
+    except MalformedCommandOutput as error:
+        return f"MalformedCommandOutput: {error}", ""
+    if isinstance(report, ErrorReport):
+        return f"inventory failed at {report.stage}: {report.error[:200]}", ""
+    assert isinstance(report, InventoryReport)
+    if report.variant != policy.variant or report.arch != policy.arch:
+        return f"runs {report.variant}/{report.arch}, the group is {policy.variant}/{policy.arch}", report.version
+    if report.version == target:
+        return f"already on {target}", report.version
+    if report.update_state == "Ready":
+        return "an update is already activated for the next boot: left alone", report.version
+    return None, report.version
+
+
+def _skipped(instance_id: str, az: str, reason: str) -> dict[str, str]:
+    return {"instance_id": instance_id, "az": az, "state": HostState.SKIPPED, "note": reason}
+
+
+# -- waves ----------------------------------------------------------------------------------------------
+def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    policy = _policy(meta)
+    pending = [host for host in ledger.wave_hosts(rollout.rollout_id, wave) if host.state is HostState.PENDING]
+    connected = ssm.online([host.instance_id for host in pending])
+    gone = [
+        host.move(HostState.SKIPPED, "SSM agent offline when its wave started", now)
+        for host in pending
+        if host.instance_id not in connected
+    ]
+    ledger.put_hosts(gone)
+    ready = [host for host in pending if host.instance_id in connected]
+    applying = [
+        host.move(HostState.APPLYING, "apply sent", now, deadline=deadline_after(now, policy.apply_timeout_seconds))
+        for host in ready
+    ]
+    _send(env, ledger, applying, SendDocument(Doc.APPLY, rollout.target_version), policy)
+    ledger.update_rollout(rollout.rollout_id, current_wave=wave, status="rolling-out")
+    progress = {"done": False, "next_poll_seconds": policy.poll_interval_seconds, "sent": len(applying)}
+    return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
+
+
+def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: datetime) -> dict[str, Any]:
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    policy = _policy(meta)
+    in_wave = scope == "wave"
+    hosts = ledger.wave_hosts(rollout.rollout_id, wave) if in_wave else ledger.all_hosts(rollout.rollout_id)
+    active = [host for host in hosts if not host.final and host.state is not HostState.PENDING]
+    seen = _observe(active)
+    steps = [advance(host, seen[host.instance_id], now, policy) for host in active]
+    _carry_out(env, ledger, steps, policy)
+    current = {host.instance_id: host for host in hosts} | {step.record.instance_id: step.record for step in steps}
+    records = list(current.values())
+    progress: dict[str, Any] = {
+        "done": all(host.final or host.state is HostState.PENDING for host in records),
+        "states": dict(Counter(str(host.state) for host in records)),
+        "next_poll_seconds": policy.poll_interval_seconds,
+    }
+    if progress["done"] and scope == "wave":
+        progress.update(_gate_wave(ledger, meta, policy, wave, records))
+    return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
+
+
+def _gate_wave(
+    ledger: Ledger, meta: dict[str, Any], policy: GroupPolicy, wave: int, records: list[HostRecord]
+) -> dict[str, Any]:
+    results = {int(k): v for k, v in json.loads(meta.get("wave_results", "{}")).items()}
+    earlier = sum(result["failures"] for index, result in results.items() if index != wave)
+    wave_failures = sum(1 for host in records if host.failure)
+    result = gate(
+        wave,
+        len(meta["wave_sizes"]),
+        records,
+        earlier + wave_failures,
+        int(meta["planned_hosts"]),
+        policy.error_budget,
+    )
+    results[wave] = {"failures": result.wave_failures, "verdict": result.verdict, "reason": result.reason}
+    fields: dict[str, Any] = {"wave_results": json.dumps(results, sort_keys=True)}
+    if result.verdict is Verdict.HALT:
+        fields |= {"status": "halting", "halt_reason": result.reason}
+    ledger.update_rollout(meta["rollout_id"], **fields)
+    return {"verdict": str(result.verdict), "reason": result.reason, "failures": result.total_failures}
+
+
+def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
+    """Start no more waves: skip the hosts not yet started; roll back the rollback scope."""
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    policy = _policy(meta)
+    hosts = ledger.all_hosts(rollout.rollout_id)
+    skipped = [
+        host.move(HostState.SKIPPED, "not started: the rollout halted", now)
+        for host in hosts
+        if host.state is HostState.PENDING
+    ]
+    ledger.put_hosts(skipped)
+    in_scope = [
+        host for host in hosts if host.state is HostState.UPDATED and _in_scope(host, policy.rollback_scope, wave)
+    ]
+    connected = ssm.online([host.instance_id for host in in_scope])
+    note = f"rolling back with the halted rollout ({policy.rollback_scope} scope)"
+    steps = [
+        begin_rollback(host, note, Observation(online=host.instance_id in connected), now, policy) for host in in_scope
+    ]
+    _carry_out(env, ledger, steps, policy)
+    ledger.update_rollout(rollout.rollout_id, status="halted-rolling-back")
+    progress = {"done": not steps, "next_poll_seconds": policy.poll_interval_seconds, "rolling_back": len(steps)}
+    return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
+
+
+def _in_scope(host: HostRecord, scope: RollbackScope, wave: int) -> bool:
+    if scope is RollbackScope.ROLLOUT:
+        return True
+    return scope is RollbackScope.WAVE and host.wave == wave
+
+
+def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any] | None) -> dict[str, Any]:
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    hosts = ledger.all_hosts(rollout.rollout_id)
+    if error:
+        cause = f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:300]}"
+        ledger.put_hosts([_abandon(host, cause, now) for host in hosts if not host.final])
+        hosts = ledger.all_hosts(rollout.rollout_id)
+    outcome = _outcome(meta, error)
+    summary = dict(Counter(str(host.state) for host in hosts))
+    summary["skipped_at_plan"] = int(meta.get("skipped_hosts", 0))
+    fields: dict[str, Any] = {"status": outcome, "finished_at": now.isoformat(), "summary": summary}
+    if error:
+        fields["error"] = cause
+    ledger.update_rollout(rollout.rollout_id, **fields)
+    return {"rollout": rollout.as_state(), "outcome": outcome, "summary": summary}
+
+
+def _abandon(host: HostRecord, cause: str, now: datetime) -> HostRecord:
+    if host.state is HostState.PENDING:
+        return host.move(HostState.SKIPPED, f"not started: the rollout failed ({cause})", now)
+    return host.move(HostState.NEEDS_ATTENTION, f"the rollout failed while the host was {host.state}: {cause}", now)
+
+
+def _outcome(meta: dict[str, Any], error: dict[str, Any] | None) -> str:
+    if error:
+        return "failed"
+    if meta["status"] in ("halting", "halted-rolling-back"):
+        return "halted"
+    if meta["status"] == "nothing-to-do":
+        return "nothing-to-do"
+    return "succeeded"
+
+
+# -- observing and acting ----------------------------------------------------------------------------------
+def _observe(hosts: list[HostRecord]) -> dict[str, Observation]:
+    """One batched look at the hosts: their commands, their agents, their status checks."""
+    if not hosts:
+        return {}
+    outputs: dict[tuple[str, str], Invocation] = {}
+    for command_id in sorted({host.command_id for host in hosts if host.command_id}):
+        outputs.update({(command_id, iid): inv for iid, inv in ssm.invocations(command_id).items()})
+    ids = [host.instance_id for host in hosts]
+    connected = ssm.online(ids)
+    verifying = [host.instance_id for host in hosts if host.state is HostState.VERIFYING]
+    statuses = ec2.instance_status(verifying) if verifying else {}
+    return {
+        host.instance_id: Observation(
+            invocation=outputs.get((host.command_id or "", host.instance_id)),
+            online=host.instance_id in connected,
+            instance_status=statuses.get(host.instance_id),
+        )
+        for host in hosts
+    }
+
+
+def _carry_out(env: Settings, ledger: Ledger, steps: list[Step], policy: GroupPolicy) -> None:
+    """Record every step, sending each document once per batch of hosts that asked for it."""
+    by_action: dict[SendDocument | RebootThroughEc2 | None, list[HostRecord]] = defaultdict(list)
+    for step in steps:
+        by_action[step.action].append(step.record)
+    ledger.put_hosts(by_action.pop(None, []))
+    rebooting = by_action.pop(RebootThroughEc2(), [])
+    if rebooting:
+        ec2.reboot([host.instance_id for host in rebooting])
+        ledger.put_hosts(rebooting)
+    for action, records in by_action.items():
+        assert isinstance(action, SendDocument)
+        _send(env, ledger, records, action, policy)
+
+
+def _send(env: Settings, ledger: Ledger, records: list[HostRecord], action: SendDocument, policy: GroupPolicy) -> None:
+    timeout = policy.apply_timeout_seconds if action.doc in (Doc.APPLY, Doc.ROLLBACK) else 120
+    parameters = {DOC_PARAMETER[action.doc]: action.version}
+    for batch in chunks(records, ssm.SEND_COMMAND_LIMIT):
+        sent = ssm.send_document(env.documents[action.doc], [h.instance_id for h in batch], parameters, timeout)
+        ledger.put_hosts([host.sent(action.doc, sent[host.instance_id]) for host in batch])

@@ -1,0 +1,37 @@
+"""What a function learns from its environment, validated once per cold start."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from updraft.config import UpdraftConfig
+from updraft.domain.hosts import Doc
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: UpdraftConfig
+    ledger_table: str
+    lock_table: str
+    documents: dict[Doc, str]
+
+
+def _settings_from(environ: dict[str, str]) -> Settings:
+    return Settings(
+        config=UpdraftConfig.from_env(environ["UPDRAFT_CONFIG"]),
+        ledger_table=environ["LEDGER_TABLE"],
+        lock_table=environ["LOCK_TABLE"],
+        documents={doc: environ[f"DOCUMENT_{doc.name}"] for doc in Doc},
+    )
+
+
+@cache
+def _cached(key: tuple[tuple[str, str], ...]) -> Settings:
+    return _settings_from(dict(key))
+
+
+def settings() -> Settings:
+    names = ("UPDRAFT_CONFIG", "LEDGER_TABLE", "LOCK_TABLE", *(f"DOCUMENT_{doc.name}" for doc in Doc))
+    return _cached(tuple((name, os.environ.get(name, "")) for name in names))

@@ -1,0 +1,113 @@
+"""Runs the real SSM documents' shell scripts in bash, as the control container would.
+
+Each script runs in its own subshell per host with `apiclient` answered by that simulated host
+over a loopback socket (see control_container.sh). The host's virtual clock advances by the time
+each call takes, so a command's duration comes from what it actually did.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socketserver
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+PRELUDE = Path(__file__).with_name("control_container.sh")
+PARAMETER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class ScriptResult:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+# (instance id, argv) -> (rc, stdout, stderr)
+CallHandler = Callable[[str, list[str]], tuple[int, str, str]]
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        count = int(self._field())
+        host, *argv = [self._field() for _ in range(count)]
+        rc, out, err = self.server.on_call(host, argv)  # type: ignore[attr-defined]
+        out_bytes, err_bytes = out.encode(), err.encode()
+        self.wfile.write(f"{rc} {len(out_bytes)} {len(err_bytes)}\n".encode() + out_bytes + err_bytes)
+
+    def _field(self) -> str:
+        data = bytearray()
+        while (byte := self.rfile.read(1)) not in (b"\0", b""):
+            data += byte
+        return data.decode()
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class ControlContainer:
+    """A loopback endpoint for the simulated hosts' API and a bash runner for documents."""
+
+    def __init__(self, on_call: CallHandler) -> None:
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.on_call = on_call  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def run(self, commands: list[str], parameters: dict[str, str], hosts: list[str]) -> dict[str, ScriptResult]:
+        """Run a document's commands on each host; the hosts run one after another."""
+        script = render(commands, parameters)
+        with tempfile.TemporaryDirectory(prefix="updraft-sim-") as work:
+            folder = Path(work)
+            (folder / "script.sh").write_text(script)
+            driver = [PRELUDE.read_text(), "exec 9>&1  # detached jobs hold this open until they finish"]
+            for index, host in enumerate(hosts):
+                driver.append(
+                    f"UPDRAFT_SIM_HOST={shlex.quote(host)} && "
+                    f'( . "$W/script.sh" ) >"$W/{index}.out" 2>"$W/{index}.err" </dev/null; echo $? >"$W/{index}.rc"'
+                )
+            (folder / "driver.sh").write_text("\n".join(driver) + "\n")
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "LC_ALL": "C",
+                "W": work,
+                "UPDRAFT_SIM_PORT": str(self.port),
+            }
+            subprocess.run(["bash", str(folder / "driver.sh")], env=env, capture_output=True, check=True)
+            return {host: _result(folder, index) for index, host in enumerate(hosts)}
+
+
+def _result(folder: Path, index: int) -> ScriptResult:
+    return ScriptResult(
+        rc=int((folder / f"{index}.rc").read_text().strip() or 1),
+        stdout=(folder / f"{index}.out").read_text(errors="replace"),
+        stderr=(folder / f"{index}.err").read_text(errors="replace"),
+    )
+
+
+def render(commands: list[str], parameters: dict[str, str]) -> str:
+    """Substitute `{{ Name }}` parameters the way SSM does: textually, before the shell sees them."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in parameters:
+            raise KeyError(f"document parameter {name} has no value")
+        return parameters[name]
+
+    return "\n".join(PARAMETER.sub(value, line) for line in commands) + "\n"

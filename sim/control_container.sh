@@ -1,0 +1,21 @@
+# The simulated control container, sourced before a document's script runs for one host.
+# `apiclient`, `sleep` and the kernel's boot id are answered by the simulated host over a loopback
+# socket; everything else (jq, printf, test, ...) is the real thing.
+__sim_call() {
+  local rc olen elen out='' err=''
+  exec 7<>/dev/tcp/127.0.0.1/"$UPDRAFT_SIM_PORT" || return 99
+  printf '%d\0' "$(($# + 1))" >&7
+  printf '%s\0' "$UPDRAFT_SIM_HOST" "$@" >&7
+  read -r rc olen elen <&7
+  if [ "$olen" -gt 0 ]; then IFS= read -r -d '' -N "$olen" out <&7; fi
+  if [ "$elen" -gt 0 ]; then IFS= read -r -d '' -N "$elen" err <&7; fi
+  exec 7<&-
+  printf '%s' "$out"
+  printf '%s' "$err" >&2
+  return "$rc"
+}
+apiclient() { __sim_call apiclient "$@"; }
+sleep() { __sim_call sleep "$@"; }
+cat() {
+  if [ "$#" -eq 1 ] && [ "$1" = /proc/sys/kernel/random/boot_id ]; then __sim_call boot-id; else command cat "$@"; fi
+}

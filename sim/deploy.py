@@ -1,0 +1,72 @@
+"""Deploy the synthesized CDK template into moto, so the wiring under test is the wiring shipped."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from sim.moto_wiring import publish_public_parameter
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+ASSETS_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
+CODE = Path(__file__).resolve().parent.parent / "functions"
+# Public parameters the template reads at deploy time.
+PUBLIC_PARAMETERS = {
+    "/cdk-bootstrap/hnb659fds/version": "30",
+}
+POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-arm64:1"
+
+
+def _code_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(CODE.rglob("*.py")):
+            archive.write(path, path.relative_to(CODE).as_posix())
+    return buffer.getvalue()
+
+
+def _asset_keys(template: dict[str, Any]) -> set[str]:
+    keys = set()
+    for resource in template["Resources"].values():
+        code = resource.get("Properties", {}).get("Code", {})
+        if isinstance(code, dict) and isinstance(code.get("S3Key"), str):
+            keys.add(code["S3Key"])
+    return keys
+
+
+def _seed_parameters(template: dict[str, Any]) -> None:
+    values = dict(PUBLIC_PARAMETERS)
+    for parameter in template.get("Parameters", {}).values():
+        name = parameter.get("Default", "")
+        if parameter.get("Type", "").startswith("AWS::SSM::Parameter::Value") and name.startswith(
+            "/aws/service/powertools/"
+        ):
+            values[name] = POWERTOOLS_LAYER.format(region=REGION)
+    for name, value in values.items():
+        publish_public_parameter(name, value, ACCOUNT, REGION)
+
+
+def deploy(template: dict[str, Any], stack_name: str = "Updraft") -> dict[str, str]:
+    """Create the stack in moto and return its outputs."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=ASSETS_BUCKET)
+    code = _code_zip()
+    for key in _asset_keys(template):
+        s3.put_object(Bucket=ASSETS_BUCKET, Key=key, Body=code)
+    _seed_parameters(template)
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(
+        StackName=stack_name,
+        TemplateBody=json.dumps(template),
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(f"stack {stack_name} is {stack['StackStatus']}: {stack.get('StackStatusReason')}")
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}

@@ -1,0 +1,346 @@
+"""Every change this project makes to moto 5.2.5, in one place.
+
+What moto lacks for running Updraft for real (see the project's reference on moto):
+- Wait states, retry intervals and `$$.State.EnteredTime` follow the virtual clock;
+- Lambda functions run their real handler in-process, with their deployed environment;
+- SSM Run Command is answered by the simulated fleet, which runs the real document scripts;
+- EC2 status checks and RebootInstances reach the simulated hosts;
+- CloudFormation creates the state machine where executions run, with its substitutions, and
+  stores documents whose content is an object;
+- `start_execution` without a name gets a unique one, as in AWS.
+A moto upgrade that moves these internals breaks here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import threading
+import traceback
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timezone
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+from moto.awslambda.models import LambdaFunction
+from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
+from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.moto_api._internal import mock_random
+from moto.ssm import models as ssm_models
+from moto.ssm.responses import SimpleSystemManagerResponse
+from moto.stepfunctions import models as sfn_models
+from moto.stepfunctions.parser import models as parser_models
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+from sim.clock import VirtualClock
+from sim.fleet import Fleet, SimulatedApiError, load_document
+
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+PAGE_LIMIT = 50
+
+# In-process Lambda invocations share os.environ: one at a time.
+_LAMBDA_LOCK = threading.Lock()
+
+
+def publish_public_parameter(name: str, value: str, account: str, region: str) -> None:
+    """Seed an AWS-owned public parameter (`/aws/service/...`), which PutParameter refuses."""
+    parameter = ssm_models.Parameter(
+        account_id=account,
+        name=name,
+        value=value,
+        parameter_type="String",
+        description=None,
+        allowed_pattern=None,
+        keyid=None,
+        last_modified_date=datetime.now(UTC),
+        version=1,
+        data_type="text",
+    )
+    ssm_models.ssm_backends[account][region]._parameters[name] = [parameter]
+
+
+def seed(value: int) -> None:
+    """Make moto's generated ids (instances, commands) repeatable."""
+    mock_random.seed(value)
+
+
+@contextlib.contextmanager
+def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None = None) -> Iterator[None]:
+    """Apply every patch for the life of the block."""
+    with contextlib.ExitStack() as stack:
+        for patcher in _patches(fleet, clock, lambda_env or {}):
+            stack.enter_context(patcher)
+        yield
+
+
+def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> list[Any]:
+    return [
+        *_virtual_time(clock),
+        mock.patch.object(LambdaFunction, "_invoke_lambda", _in_process_invoker(lambda_env)),
+        mock.patch.object(parser_models.StepFunctionsParserBackend, "start_execution", _named_start()),
+        *_ssm(fleet),
+        *_ec2(fleet),
+        *_cloudformation(),
+    ]
+
+
+# -- virtual time -------------------------------------------------------------------------------------
+def _virtual_time(clock: VirtualClock) -> list[Any]:
+    def wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+        clock.advance(wait_seconds)
+
+    class VirtualDatetime:
+        @staticmethod
+        def now(tz: Any = None) -> Any:
+            return clock.now()
+
+    entered_time = SimpleNamespace(datetime=VirtualDatetime, timezone=timezone)
+    return [
+        mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
+        mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.advance, time=lambda: clock.seconds)),
+        mock.patch.object(state_module, "datetime", entered_time),
+    ]
+
+
+# -- Lambda ---------------------------------------------------------------------------------------------
+class _Context:
+    def __init__(self, function: LambdaFunction) -> None:
+        self.function_name = function.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.function_arn
+        self.memory_limit_in_mb = int(function.memory_size or 128)
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.function_name}"
+        self.log_stream_name = "simulated"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 300_000
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _in_process_invoker(overrides: dict[str, str]) -> Any:
+    def invoke(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        module_name, _, function_name = self.handler.rpartition(".")
+        environment = {
+            **{key: str(value) for key, value in self.environment_vars.items()},
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+            **overrides,
+        }
+        payload = event if isinstance(event, dict) else json.loads(event or "{}")
+        with _LAMBDA_LOCK, _environment(environment):
+            try:
+                handler = getattr(importlib.import_module(module_name), function_name)
+                return json.dumps(handler(payload, _Context(self)), default=str), False, ""
+            except Exception as error:  # the Lambda runtime reports any exception as the error type
+                body = {
+                    "errorType": type(error).__name__,
+                    "errorMessage": str(error),
+                    "stackTrace": traceback.format_exc().splitlines()[-12:],
+                }
+                return json.dumps(body), True, ""
+
+    return invoke
+
+
+def _named_start() -> Any:
+    original = parser_models.StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    return start_execution
+
+
+# -- SSM ------------------------------------------------------------------------------------------------
+def _api_error(error: SimulatedApiError) -> JsonRESTError:
+    return JsonRESTError(error.code, str(error))
+
+
+def _ssm(fleet: Fleet) -> list[Any]:
+    backend_class = ssm_models.SimpleSystemManagerBackend
+    original_send = backend_class.send_command
+
+    def send_command(self: Any, **kwargs: Any) -> Any:
+        _bind_documents(fleet, self)
+        if kwargs.get("targets"):
+            raise JsonRESTError("InvalidParameters", "the simulated fleet takes InstanceIds, not Targets")
+        command = original_send(self, **kwargs)
+        try:
+            fleet.send_command(
+                command.command_id,
+                kwargs["document_name"],
+                kwargs.get("parameters") or {},
+                kwargs.get("instance_ids") or [],
+                int(kwargs.get("timeout_seconds") or 3600),
+            )
+        except SimulatedApiError as error:
+            self._commands.remove(command)
+            raise _api_error(error) from None
+        return command
+
+    def get_command_invocation(self: Any, command_id: str, instance_id: str, plugin_name: Any) -> dict:
+        view = next((v for v in _views(fleet, command_id) if v["InstanceId"] == instance_id), None)
+        if view is None:
+            raise JsonRESTError("InvocationDoesNotExist", "no such invocation")
+        return {
+            "CommandId": command_id,
+            "InstanceId": instance_id,
+            "DocumentName": view["DocumentName"],
+            "PluginName": "aws:runShellScript",
+            "ResponseCode": view["CommandPlugins"][0]["ResponseCode"],
+            "Status": view["Status"],
+            "StatusDetails": view["StatusDetails"],
+            "StandardOutputContent": view["_stdout"],
+            "StandardErrorContent": view["_stderr"],
+        }
+
+    def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
+        command_id = self._get_param("CommandId")
+        details = self._get_bool_param("Details", False)
+        views = []
+        for view in _views(fleet, command_id):
+            view = {k: v for k, v in view.items() if not k.startswith("_")}
+            if not details:
+                view.pop("CommandPlugins")
+            views.append(view)
+        page, token = _page(views, self._get_param("NextToken"), self._get_int_param("MaxResults") or PAGE_LIMIT)
+        return ActionResult({"CommandInvocations": page, **({"NextToken": token} if token else {})})
+
+    def describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
+        wanted = None
+        for item in self._get_param("Filters") or []:
+            if item["Key"] == "InstanceIds":
+                wanted = item["Values"]
+        for item in self._get_param("InstanceInformationFilterList") or []:
+            if item["key"] == "InstanceIds":
+                wanted = item["valueSet"]
+        found = fleet.instance_information(wanted)
+        page, token = _page(found, self._get_param("NextToken"), self._get_int_param("MaxResults") or PAGE_LIMIT)
+        return ActionResult({"InstanceInformationList": page, **({"NextToken": token} if token else {})})
+
+    return [
+        mock.patch.object(backend_class, "send_command", send_command),
+        mock.patch.object(backend_class, "get_command_invocation", get_command_invocation),
+        mock.patch.object(ssm_models.Command, "_get_instance_ids_from_targets", _targets_only),
+        mock.patch.object(
+            SimpleSystemManagerResponse, "list_command_invocations", list_command_invocations, create=True
+        ),
+        mock.patch.object(
+            SimpleSystemManagerResponse, "describe_instance_information", describe_instance_information, create=True
+        ),
+    ]
+
+
+def _targets_only(self: Any) -> list[str]:
+    # moto resolves an empty Targets list to every instance in the region; AWS resolves it to none.
+    return [] if not self.targets else _original_targets(self)
+
+
+_original_targets = ssm_models.Command._get_instance_ids_from_targets
+
+
+def _views(fleet: Fleet, command_id: str) -> list[dict]:
+    try:
+        return fleet.invocations(command_id)
+    except SimulatedApiError as error:
+        raise _api_error(error) from None
+
+
+def _page(items: list, token: str | None, limit: int) -> tuple[list, str | None]:
+    start = int(token or 0)
+    end = start + min(limit, PAGE_LIMIT)
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+def _bind_documents(fleet: Fleet, backend: Any) -> None:
+    def source(name: str) -> dict:
+        try:
+            stored = backend.get_document(name, None, None, "JSON")
+        except Exception as error:
+            raise SimulatedApiError("InvalidDocument", f"document {name} does not exist") from error
+        return load_document(stored["Content"])
+
+    fleet.document_source = source
+
+
+# -- EC2 ------------------------------------------------------------------------------------------------
+def _ec2(fleet: Fleet) -> list[Any]:
+    original_status = Instance.instance_status.fget  # type: ignore[attr-defined]
+    original_reboot = InstanceBackend.reboot_instances
+
+    def instance_status(self: Instance) -> dict:
+        status = fleet.instance_status(self.id) if self.state_code == 16 else None
+        if status is None:
+            return original_status(self)
+        check = {"ok": "passed", "impaired": "failed"}.get(status, "initializing")
+        return {"Status": status, "Details": [{"Name": "reachability", "Status": check}]}
+
+    def reboot_instances(self: Any, instance_ids: list[str]) -> Any:
+        instances = original_reboot(self, instance_ids)
+        fleet.ec2_reboot(instance_ids)
+        return instances
+
+    return [
+        mock.patch.object(Instance, "instance_status", property(instance_status)),
+        mock.patch.object(InstanceBackend, "reboot_instances", reboot_instances),
+    ]
+
+
+# -- CloudFormation -------------------------------------------------------------------------------------
+def _cloudformation() -> list[Any]:
+    def create_state_machine(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        definition = properties.get("DefinitionString", "")
+        if isinstance(definition, dict):
+            definition = json.dumps(definition)
+        for key, value in (properties.get("DefinitionSubstitutions") or {}).items():
+            definition = definition.replace("${" + key + "}", str(value))
+        backend = parser_models.stepfunctions_parser_backends[account_id][region_name]
+        return backend.create_state_machine(
+            properties.get("StateMachineName", resource_name),
+            definition,
+            properties.get("RoleArn", ""),
+            tags=[{"key": t["Key"], "value": t["Value"]} for t in properties.get("Tags", [])],
+        )
+
+    original_document = ssm_models.Document.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_document(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        if isinstance(properties.get("Content"), dict):
+            cloudformation_json = {
+                **cloudformation_json,
+                "Properties": {**properties, "Content": json.dumps(properties["Content"])},
+            }
+        return original_document(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    return [
+        mock.patch.object(
+            sfn_models.StateMachine, "create_from_cloudformation_json", classmethod(create_state_machine)
+        ),
+        mock.patch.object(ssm_models.Document, "create_from_cloudformation_json", classmethod(create_document)),
+    ]

@@ -1,0 +1,187 @@
+"""A simulated AWS region with Updraft deployed and a Bottlerocket fleet in it.
+
+Everything here talks to the pipeline through AWS APIs only, as a fleet and an operator would:
+instances are launched and tagged through EC2, rollouts are started through Step Functions, and
+results are read from the ledger table and the execution history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from moto import mock_aws
+
+from sim import moto_wiring
+from sim.bottlerocket import Fault, Repository
+from sim.clock import VirtualClock
+from sim.deploy import REGION, deploy
+from sim.fleet import Fleet
+
+AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
+AMI = "ami-0b0770cf8a9a5e1c5"  # any id: moto need not know it
+ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+}
+
+
+@dataclass(frozen=True)
+class Execution:
+    arn: str
+    name: str
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+    cause: str | None
+
+
+class World:
+    """Use as a context manager: `with World(template, tag_key) as world: ...`."""
+
+    def __init__(
+        self,
+        template: dict[str, Any],
+        tag_key: str = "updraft:group",
+        releases: Iterable[str] = ("1.26.0", "1.26.1", "1.27.0"),
+        variant: str = "aws-ecs-2",
+        seed: int = 7,
+        lambda_log_level: str | None = None,
+    ) -> None:
+        self.template = template
+        self.tag_key = tag_key
+        self.clock = VirtualClock()
+        self.repository = Repository(variant=variant, arch="x86_64", versions=list(releases))
+        self.seed = seed
+        # Quiet Lambdas log only at that level and publish no metrics to standard output.
+        self.lambda_env = (
+            {"POWERTOOLS_LOG_LEVEL": lambda_log_level, "POWERTOOLS_METRICS_DISABLED": "true"}
+            if lambda_log_level
+            else {}
+        )
+        self.outputs: dict[str, str] = {}
+        self._saved_env: dict[str, str] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> World:
+        self._saved_env = dict(os.environ)
+        os.environ.update(ENVIRONMENT)
+        self._mock = mock_aws(config=moto_wiring.MOTO_CONFIG)
+        self._mock.start()
+        moto_wiring.seed(self.seed)
+        self.fleet = Fleet(self.clock, [self.repository], seed=self.seed)
+        self._wiring = moto_wiring.wired(self.fleet, self.clock, self.lambda_env)
+        self._wiring.__enter__()
+        self.outputs = deploy(self.template)
+        self.sfn = boto3.client("stepfunctions")
+        self.ec2 = boto3.client("ec2")
+        self.ledger = boto3.resource("dynamodb").Table(self.outputs["LedgerTableName"])
+        self.locks = boto3.resource("dynamodb").Table(self.outputs["LockTableName"])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._stop_running()
+        finally:
+            self._wiring.__exit__(None, None, None)
+            self._mock.stop()
+            self.fleet.close()
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+
+    def _stop_running(self) -> None:
+        # A thread that outlives the mock would make real calls: stop and drain every execution.
+        arn = self.outputs.get("RolloutStateMachineArn")
+        if not arn:
+            return
+        for execution in self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+            self.sfn.stop_execution(executionArn=execution["executionArn"], cause="simulation ended")
+            self.wait(execution["executionArn"], timeout=30)
+
+    # -- the fleet ------------------------------------------------------------------------------
+    def launch(
+        self,
+        group: str,
+        count: int,
+        version: str = "1.26.0",
+        azs: Iterable[str] = AZS,
+        faults: dict[int, set[Fault]] | None = None,
+    ) -> list[str]:
+        """Start `count` tagged Bottlerocket instances spread over the AZs; returns their ids."""
+        zones, faults = list(azs), faults or {}
+        ids: list[str] = []
+        for index in range(count):
+            az = zones[index % len(zones)]
+            instance = self.ec2.run_instances(
+                ImageId=AMI,
+                MinCount=1,
+                MaxCount=1,
+                InstanceType="m7g.large",
+                Placement={"AvailabilityZone": az},
+                TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": self.tag_key, "Value": group}]}],
+            )["Instances"][0]
+            self.fleet.add_host(instance["InstanceId"], az, self.repository.variant, version, faults.get(index, set()))
+            ids.append(instance["InstanceId"])
+        return ids
+
+    # -- rollouts -------------------------------------------------------------------------------
+    def start(self, request: Any, name: str | None = None) -> str:
+        kwargs = {"name": name} if name else {}
+        body = request if isinstance(request, str) else json.dumps(request)
+        return self.sfn.start_execution(stateMachineArn=self.outputs["RolloutStateMachineArn"], input=body, **kwargs)[
+            "executionArn"
+        ]
+
+    def rollout(self, group: str, version: str, **request: Any) -> Execution:
+        return self.wait(self.start({"group": group, "target_version": version, **request}))
+
+    def wait(self, arn: str, timeout: float = 600) -> Execution:
+        """Wait (in real time; the executions run on virtual time) for an execution to end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            described = self.sfn.describe_execution(executionArn=arn)
+            if described["status"] != "RUNNING":
+                output = described.get("output")
+                return Execution(
+                    arn=arn,
+                    name=described["name"],
+                    status=described["status"],
+                    output=json.loads(output) if output else None,
+                    error=described.get("error"),
+                    cause=described.get("cause"),
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {arn} still running after {timeout} s")
+            time.sleep(0.05)
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        return self.sfn.get_execution_history(executionArn=arn)["events"]
+
+    # -- the ledger -----------------------------------------------------------------------------
+    def rollout_record(self, rollout_id: str) -> dict[str, Any]:
+        return self.ledger.get_item(Key={"pk": f"ROLLOUT#{rollout_id}", "sk": "META"}).get("Item", {})
+
+    def host_records(self, rollout_id: str) -> dict[str, dict[str, Any]]:
+        """Every host the rollout recorded (planned or skipped), by instance id."""
+        items, start = [], None
+        while True:
+            extra = {"ExclusiveStartKey": start} if start else {}
+            page = self.ledger.query(KeyConditionExpression=Key("pk").eq(f"ROLLOUT#{rollout_id}"), **extra)
+            items += page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return {item["instance_id"]: item for item in items if item["sk"] != "META"}
+
+    def lock_holder(self, group: str) -> str | None:
+        return self.locks.get_item(Key={"group": group}).get("Item", {}).get("holder")
