@@ -28,7 +28,8 @@ class Fault(StrEnum):
     AGENT_OFFLINE = "agent-offline"  # after an update reboot the SSM agent stays disconnected
     WRONG_VERSION = "wrong-version"  # the host comes up on another version than the one staged
     IMPAIRED = "impaired"  # EC2 status checks impaired after booting the new image
-    GARBLED_API = "garbled-api"  # the API answers truncated JSON (a broken control container)
+    GARBLED_OS = "garbled-os"  # `apiclient get os` answers truncated JSON
+    GARBLED_STATUS = "garbled-status"  # `apiclient raw -u /updates/status` answers truncated JSON
 
 
 @dataclass
@@ -274,6 +275,8 @@ class SimHost:
             case ["raw", "-u", "/updates/status"]:
                 if not self.status_present:
                     raise ApiError(404, "when GETting /updates/status: Not Found")
+                if Fault.GARBLED_STATUS in self.faults:
+                    return Reply(stdout=json.dumps(self._status())[:40] + "\n")
                 return Reply.json(self._status())
         return Reply(rc=2, stderr=f"apiclient: unsupported command {' '.join(argv)!r}\n")
 
@@ -287,7 +290,7 @@ class SimHost:
                 "version_id": self.version,
             }
         }
-        if Fault.GARBLED_API in self.faults:
+        if Fault.GARBLED_OS in self.faults:
             return Reply(stdout=json.dumps(os_info)[:25] + "\n")
         return Reply.json(os_info)
 

@@ -1,7 +1,8 @@
-"""Every change this project makes to moto 5.2.5, in one place.
+"""Every change the simulation makes to moto 5.2.5 (and botocore's retry sleep), in one place.
 
 What moto lacks for running Updraft for real (see the project's reference on moto):
-- Wait states, retry intervals and `$$.State.EnteredTime` follow the virtual clock;
+- Wait states, retry intervals, `$$.State.EnteredTime` and botocore's retry backoff follow the
+  virtual clock;
 - Lambda functions run their real handler in-process, with their deployed environment;
 - SSM Run Command is answered by the simulated fleet, which runs the real document scripts;
 - EC2 status checks and RebootInstances reach the simulated hosts;
@@ -18,6 +19,7 @@ import importlib
 import json
 import os
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
+import botocore.endpoint as botocore_endpoint
 from moto.awslambda.models import LambdaFunction
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
@@ -102,7 +105,9 @@ def _virtual_time(clock: VirtualClock) -> list[Any]:
             return clock.now()
 
     entered_time = SimpleNamespace(datetime=VirtualDatetime, timezone=timezone)
+    backoff = SimpleNamespace(sleep=clock.advance, time=time.time)
     return [
+        mock.patch.object(botocore_endpoint, "time", backoff),
         mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
         mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.advance, time=lambda: clock.seconds)),
         mock.patch.object(state_module, "datetime", entered_time),

@@ -134,6 +134,13 @@ class World:
             ids.append(instance["InstanceId"])
         return ids
 
+    def inject(self, instance_id: str, *faults: Fault) -> None:
+        self.fleet.hosts[instance_id].faults.update(faults)
+
+    def versions(self) -> dict[str, str]:
+        """The version each simulated host runs now."""
+        return {instance_id: host.version for instance_id, host in self.fleet.hosts.items()}
+
     # -- rollouts -------------------------------------------------------------------------------
     def start(self, request: Any, name: str | None = None) -> str:
         kwargs = {"name": name} if name else {}

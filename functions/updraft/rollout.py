@@ -31,12 +31,13 @@ from updraft.domain.hosts import (
     Step,
     advance,
     begin_rollback,
+    command_outcome,
     deadline_after,
 )
-from updraft.domain.reports import ErrorReport, InventoryReport, parse_report
+from updraft.domain.reports import InventoryReport
 from updraft.domain.waves import Candidate
 from updraft.domain.waves import plan_waves as split_into_waves
-from updraft.errors import InvalidRolloutRequest, MalformedCommandOutput
+from updraft.errors import InvalidRolloutRequest
 from updraft.settings import Settings
 
 INVENTORY_TIMEOUT = 120
@@ -160,15 +161,9 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
 
 def _inventory_verdict(invocation: Invocation, policy: GroupPolicy, target: str) -> tuple[str | None, str]:
     """Why a host is skipped (or None), and the version it runs."""
-    if invocation.status != "Success":
-        return f"inventory ended {invocation.status}: {invocation.stderr.strip()[:200]}", ""
-    try:
-        report = parse_report(Doc.INVENTORY, invocation.stdout)
-    except MalformedCommandOutput as error:
-        return f"MalformedCommandOutput: {error}", ""
-    if isinstance(report, ErrorReport):
-        return f"inventory failed at {report.stage}: {report.error[:200]}", ""
-    assert isinstance(report, InventoryReport)
+    report = command_outcome(Doc.INVENTORY, invocation)
+    if not isinstance(report, InventoryReport):
+        return report or f"inventory did not finish ({invocation.status})", ""
     if report.variant != policy.variant or report.arch != policy.arch:
         return f"runs {report.variant}/{report.arch}, the group is {policy.variant}/{policy.arch}", report.version
     if report.version == target:

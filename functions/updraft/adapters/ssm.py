@@ -9,6 +9,8 @@ from updraft.domain.hosts import Invocation
 from updraft.errors import CommandThrottled
 
 SEND_COMMAND_LIMIT = 50
+# The agent appends standard error to a plugin's output after this line.
+ERROR_MARKER = "\n----------ERROR-------\n"
 THROTTLING = {"ThrottlingException", "TooManyUpdates", "RequestLimitExceeded"}
 
 
@@ -41,12 +43,9 @@ def invocations(command_id: str) -> dict[str, Invocation]:
     found: dict[str, Invocation] = {}
     for page in paginator.paginate(CommandId=command_id, Details=True):
         for item in page["CommandInvocations"]:
-            plugins = item.get("CommandPlugins") or [{}]
-            found[item["InstanceId"]] = Invocation(
-                status=item["Status"],
-                stdout=plugins[0].get("Output", ""),
-                stderr=plugins[0].get("StandardErrorContent", ""),
-            )
+            output = (item.get("CommandPlugins") or [{}])[0].get("Output", "")
+            stdout, _, stderr = output.partition(ERROR_MARKER)
+            found[item["InstanceId"]] = Invocation(status=item["Status"], stdout=stdout, stderr=stderr)
     return found
 
 

@@ -156,18 +156,17 @@ def _past(record: HostRecord, now: datetime) -> bool:
     return record.deadline is not None and now >= datetime.fromisoformat(record.deadline)
 
 
-def _command_outcome(record: HostRecord, observation: Observation) -> Report | str | None:
-    """The report of the record's command, a failure reason, or None while it runs."""
-    invocation = observation.invocation
+def command_outcome(doc: Doc | None, invocation: Invocation | None) -> Report | str | None:
+    """The report of a command, a failure reason, or None while it runs."""
     if invocation is None or invocation.status in RUNNING_STATUSES:
         return None
-    doc = record.command_doc
     if invocation.status not in ("Success", "Failed"):
         return f"{doc} command ended {invocation.status}: {invocation.stderr.strip()[:300]}".rstrip(": ")
     try:
         report = parse_report(str(doc), invocation.stdout)
     except MalformedCommandOutput as error:
-        return f"MalformedCommandOutput: {error}"
+        stderr = invocation.stderr.strip()[-200:]
+        return f"MalformedCommandOutput: {error}" + (f" (stderr: {stderr})" if stderr else "")
     if isinstance(report, ErrorReport):
         return f"{doc} failed at {report.stage}: {report.error.strip()[:300]}"
     return report
@@ -236,7 +235,7 @@ def _failed(record: HostRecord, seen: Observation, now: datetime, policy: GroupP
 
 
 def _applying(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
-    outcome = _command_outcome(record, seen)
+    outcome = command_outcome(record.command_doc, seen.invocation)
     if outcome is None:
         if _past(record, now):
             return fail(record, f"apply did not finish within {policy.apply_timeout_seconds} s", seen, now, policy)
@@ -275,7 +274,7 @@ def _rebooting(record: HostRecord, seen: Observation, now: datetime, policy: Gro
 def _verifying(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     if record.os_verified:
         return _await_status_checks(record, seen, now, policy)
-    outcome = _command_outcome(record, seen)
+    outcome = command_outcome(record.command_doc, seen.invocation)
     if outcome is None:
         if _past(record, now):
             return fail(record, "verification did not report before the deadline", seen, now, policy)
@@ -318,7 +317,7 @@ def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: 
         if _past(record, now):
             return _rollback_failed(record, "did not come back online during the rollback; needs attention", now)
         return Step(record)
-    outcome = _command_outcome(record, seen)
+    outcome = command_outcome(record.command_doc, seen.invocation)
     if outcome is None:
         if _past(record, now):
             return _rollback_failed(record, f"{record.command_doc} did not finish before the deadline", now)

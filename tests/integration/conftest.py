@@ -1,0 +1,65 @@
+"""The deployed template on moto, a simulated fleet, and helpers to read what a rollout recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sim.world import World
+from stacks import synthesize
+from updraft.config import UpdraftConfig
+from updraft.domain.hosts import FINAL
+from updraft.domain.waves import Candidate, plan_waves
+
+CONFIG = UpdraftConfig.model_validate(
+    {
+        "groups": [
+            {
+                "name": "web",
+                "variant": "aws-ecs-2",
+                "canary_size": 1,
+                "error_budget": {"canary": "0", "per_wave": "1", "total": "25%"},
+                "rollback_scope": "wave",
+            },
+            {
+                "name": "batch",
+                "variant": "aws-ecs-2",
+                "canary_size": 1,
+                "error_budget": {"canary": "0", "per_wave": "0", "total": "0"},
+                "rollback_scope": "rollout",
+            },
+        ]
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return synthesize(CONFIG)
+
+
+@pytest.fixture
+def world(template: dict[str, Any]) -> Iterator[World]:
+    with World(template) as simulated:
+        yield simulated
+
+
+def waves_of(world: World, ids: list[str], group: str = "web") -> list[list[str]]:
+    """The waves the planner will make of these hosts (the same pure function the pipeline runs)."""
+    policy = CONFIG.group(group)
+    hosts = [Candidate(world.fleet.hosts[i].az, i) for i in ids]
+    return [
+        [c.instance_id for c in wave]
+        for wave in plan_waves(hosts, policy.canary_size, policy.wave_growth, policy.max_wave_size)
+    ]
+
+
+def assert_all_final(records: dict[str, dict[str, Any]]) -> None:
+    unfinished = {i: r["state"] for i, r in records.items() if r["state"] not in FINAL}
+    assert not unfinished, f"hosts left in a non-final state: {unfinished}"
+
+
+def states(records: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {i: r["state"] for i, r in records.items()}
