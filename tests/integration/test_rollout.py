@@ -283,7 +283,9 @@ def _transitions(world, hosts: int) -> int:
 
 
 def test_state_transitions_grow_with_waves_not_hosts(template):
-    with World(template) as small, World(template) as large:
-        few, many = _transitions(small, 10), _transitions(large, 40)
+    with World(template) as small:
+        few = _transitions(small, 10)
+    with World(template) as large:
+        many = _transitions(large, 40)
     # four times the hosts, two more waves: far less than twice the work
     assert many < 2 * few, (few, many)
