@@ -86,6 +86,7 @@ class SimHost:
     hung: bool = False
     impaired: bool = False
     boots: int = 0
+    boot_log: list[tuple[float, float]] = field(default_factory=list)  # (went down, agent back)
 
     def __post_init__(self) -> None:
         self.boot_id = self._new_boot_id()
@@ -127,6 +128,10 @@ class SimHost:
         self.update_state, self.chosen, self.most_recent = "Idle", None, None
         self.impaired = False
         online_after = self._boot_seconds()
+        self._boot_image(at, through_ec2, online_after)
+        self.boot_log.append((at, self.online_at))
+
+    def _boot_image(self, at: float, through_ec2: bool, online_after: float) -> None:
         if self.hung or not self.next_to_boot_staging:
             # A hung boot of a new image has used its one try: the boot loader falls back.
             self.hung = False

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +72,7 @@ class World:
             else {}
         )
         self.outputs: dict[str, str] = {}
+        self.api_calls: Counter[str] = Counter()  # calls made by the pipeline (not by this harness)
         self._saved_env: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -78,6 +81,8 @@ class World:
         os.environ.update(ENVIRONMENT)
         self._mock = mock_aws(config=moto_wiring.MOTO_CONFIG)
         self._mock.start()
+        boto3.setup_default_session()  # a fresh session, so that the call counter sees every client
+        boto3.DEFAULT_SESSION.events.register("before-call", self._count_call)
         moto_wiring.seed(self.seed)
         self.fleet = Fleet(self.clock, [self.repository], seed=self.seed)
         self._wiring = moto_wiring.wired(self.fleet, self.clock, self.lambda_env)
@@ -98,6 +103,12 @@ class World:
             self.fleet.close()
             os.environ.clear()
             os.environ.update(self._saved_env)
+
+    def _count_call(self, event_name: str, **_: Any) -> None:
+        # Executions and their Lambda functions run on moto's worker threads; the harness on the main one.
+        if threading.current_thread() is not threading.main_thread():
+            _, service, operation = event_name.split(".", 2)
+            self.api_calls[f"{service}:{operation}"] += 1
 
     def _stop_running(self) -> None:
         # A thread that outlives the mock would make real calls: stop and drain every execution.
