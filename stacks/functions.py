@@ -69,7 +69,7 @@ FUNCTIONS = (
         runs_documents=("inventory",),
         unscoped_actions=("ec2:DescribeInstances", _DESCRIBE_MANAGED),
     ),
-    FunctionSpec("plan_waves", unscoped_actions=(_LIST_INVOCATIONS,)),
+    FunctionSpec("plan_waves", unscoped_actions=("ec2:DescribeInstances", _LIST_INVOCATIONS)),
     FunctionSpec(
         "apply_wave",
         runs_documents=("apply",),
