@@ -50,6 +50,12 @@ PAGE_LIMIT = 50
 
 # In-process Lambda invocations share os.environ: one at a time.
 _LAMBDA_LOCK = threading.Lock()
+_RUNNING = threading.local()
+
+
+def running_function() -> str | None:
+    """The Lambda function whose handler this thread is running, if any."""
+    return getattr(_RUNNING, "name", None)
 
 
 def publish_public_parameter(name: str, value: str, account: str, region: str) -> None:
@@ -153,6 +159,7 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
         }
         payload = event if isinstance(event, dict) else json.loads(event or "{}")
         with _LAMBDA_LOCK, _environment(environment):
+            _RUNNING.name = self.function_name
             try:
                 handler = getattr(importlib.import_module(module_name), function_name)
                 return json.dumps(handler(payload, _Context(self)), default=str), False, ""
@@ -163,6 +170,8 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
                     "stackTrace": traceback.format_exc().splitlines()[-12:],
                 }
                 return json.dumps(body), True, ""
+            finally:
+                _RUNNING.name = None
 
     return invoke
 

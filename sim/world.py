@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +26,7 @@ from sim.clock import VirtualClock
 from sim.deploy import REGION, deploy
 from sim.fleet import Fleet
 
+IAM_PREFIX = {"sfn": "states"}  # botocore's event names use service ids, IAM its own prefixes
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 AMI = "ami-0b0770cf8a9a5e1c5"  # any id: moto need not know it
 ENVIRONMENT = {
@@ -73,6 +74,7 @@ class World:
         )
         self.outputs: dict[str, str] = {}
         self.api_calls: Counter[str] = Counter()  # calls made by the pipeline (not by this harness)
+        self.calls_by_function: dict[str, set[str]] = defaultdict(set)  # function name -> IAM actions used
         self._saved_env: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -90,6 +92,7 @@ class World:
         self.outputs = deploy(self.template)
         self.sfn = boto3.client("stepfunctions")
         self.ec2 = boto3.client("ec2")
+        self.cloudformation = boto3.client("cloudformation")
         self.ledger = boto3.resource("dynamodb").Table(self.outputs["LedgerTableName"])
         self.locks = boto3.resource("dynamodb").Table(self.outputs["LockTableName"])
         return self
@@ -109,6 +112,9 @@ class World:
         if threading.current_thread() is not threading.main_thread():
             _, service, operation = event_name.split(".", 2)
             self.api_calls[f"{service}:{operation}"] += 1
+            function = moto_wiring.running_function()
+            if function:
+                self.calls_by_function[function].add(f"{IAM_PREFIX.get(service, service)}:{operation}")
 
     def _stop_running(self) -> None:
         # A thread that outlives the mock would make real calls: stop and drain every execution.
