@@ -1,0 +1,124 @@
+"""The SSM adapter: plugin output split at the agent's error marker, throttling named."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from botocore.stub import ANY, Stubber
+
+from updraft.adapters import ssm
+from updraft.domain.hosts import Invocation
+from updraft.errors import CommandThrottled
+
+REPORT = '{"doc":"apply","result":"rebooting"}\n'
+COMMAND = "0f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b"  # SSM command ids are 36-character UUIDs
+OTHER_COMMAND = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+
+
+@pytest.fixture
+def stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    client = boto3.client(
+        "ssm",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+    monkeypatch.setattr(ssm, "client", lambda service: client)
+    with Stubber(client) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def invocation(instance_id: str, status: str, output: str | None) -> dict:
+    item = {"CommandId": COMMAND, "InstanceId": instance_id, "Status": status}
+    if output is not None:
+        item["CommandPlugins"] = [{"Name": "aws:runShellScript", "Status": status, "Output": output}]
+    return item
+
+
+def test_invocations_split_output_at_the_error_marker(stubbed: Stubber) -> None:
+    stubbed.add_response(
+        "list_command_invocations",
+        {
+            "CommandInvocations": [
+                invocation("i-1", "Success", "warming up\n" + REPORT + "\n----------ERROR-------\napiclient: slow\n"),
+                invocation("i-2", "Success", REPORT),
+                invocation("i-3", "Failed", "\n----------ERROR-------\nStatus 409 when POSTing\n"),
+                invocation("i-4", "Pending", ""),
+                invocation("i-5", "InProgress", None),
+            ]
+        },
+        {"CommandId": COMMAND, "Details": True},
+    )
+    assert ssm.invocations(COMMAND) == {
+        "i-1": Invocation("Success", "warming up\n" + REPORT, "apiclient: slow\n"),
+        "i-2": Invocation("Success", REPORT, ""),
+        "i-3": Invocation("Failed", "", "Status 409 when POSTing\n"),
+        "i-4": Invocation("Pending", "", ""),
+        "i-5": Invocation("InProgress", "", ""),
+    }
+
+
+def test_invocations_splits_only_at_the_first_marker(stubbed: Stubber) -> None:
+    marker = "\n----------ERROR-------\n"
+    stubbed.add_response(
+        "list_command_invocations",
+        {"CommandInvocations": [invocation("i-1", "Failed", REPORT + marker + "one" + marker + "two")]},
+        {"CommandId": COMMAND, "Details": True},
+    )
+    assert ssm.invocations(COMMAND)["i-1"] == Invocation("Failed", REPORT, "one" + marker + "two")
+
+
+def test_invocations_follow_every_page(stubbed: Stubber) -> None:
+    stubbed.add_response(
+        "list_command_invocations",
+        {"CommandInvocations": [invocation("i-1", "Success", "a\n")], "NextToken": "page-2"},
+        {"CommandId": COMMAND, "Details": True},
+    )
+    stubbed.add_response(
+        "list_command_invocations",
+        {"CommandInvocations": [invocation("i-2", "Success", "b\n")]},
+        {"CommandId": COMMAND, "Details": True, "NextToken": "page-2"},
+    )
+    assert sorted(ssm.invocations(COMMAND)) == ["i-1", "i-2"]
+
+
+def send_params(instance_ids: list[str]) -> dict:
+    return {
+        "DocumentName": "updraft-apply",
+        "InstanceIds": instance_ids,
+        "Parameters": {"TargetVersion": ["1.26.1"]},
+        "TimeoutSeconds": 1200,
+        "MaxConcurrency": "100%",
+        "MaxErrors": "100%",
+        "Comment": ANY,
+    }
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "TooManyUpdates"])
+def test_send_document_raises_command_throttled_when_throttled(stubbed: Stubber, code: str) -> None:
+    stubbed.add_client_error("send_command", service_error_code=code, service_message="Rate exceeded")
+    with pytest.raises(CommandThrottled, match="SendCommand updraft-apply") as caught:
+        ssm.send_document("updraft-apply", ["i-1"], {"TargetVersion": "1.26.1"}, 1200)
+    assert isinstance(caught.value.__cause__, ClientError)
+
+
+def test_send_document_lets_other_errors_through(stubbed: Stubber) -> None:
+    stubbed.add_client_error("send_command", service_error_code="InvalidInstanceId", service_message="not managed")
+    with pytest.raises(ClientError) as caught:
+        ssm.send_document("updraft-apply", ["i-1"], {"TargetVersion": "1.26.1"}, 1200)
+    assert not isinstance(caught.value, CommandThrottled)
+    assert caught.value.response["Error"]["Code"] == "InvalidInstanceId"
+
+
+def test_send_document_batches_fifty_hosts_per_command(stubbed: Stubber) -> None:
+    ids = [f"i-{index:03d}" for index in range(51)]
+    stubbed.add_response("send_command", {"Command": {"CommandId": COMMAND}}, send_params(ids[:50]))
+    stubbed.add_response("send_command", {"Command": {"CommandId": OTHER_COMMAND}}, send_params(ids[50:]))
+    sent = ssm.send_document("updraft-apply", list(reversed(ids)), {"TargetVersion": "1.26.1"}, 1200)
+    assert sent == {**dict.fromkeys(ids[:50], COMMAND), "i-050": OTHER_COMMAND}
