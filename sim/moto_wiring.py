@@ -8,7 +8,9 @@ What moto lacks for running Updraft for real (see the project's reference on mot
 - EC2 status checks and RebootInstances reach the simulated hosts;
 - CloudFormation creates the state machine where executions run, with its substitutions, and
   stores documents whose content is an object;
-- `start_execution` without a name gets a unique one, as in AWS.
+- `start_execution` without a name gets a unique one, as in AWS;
+- an execution's end is published to EventBridge as "Step Functions Execution Status Change", and
+  rules deliver events to Lambda targets (moto delivers neither).
 A moto upgrade that moves these internals breaks here and nowhere else.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import os
 import threading
 import time
@@ -29,10 +32,12 @@ from typing import Any
 from unittest import mock
 
 import botocore.endpoint as botocore_endpoint
+from moto.awslambda import models as lambda_models
 from moto.awslambda.models import LambdaFunction
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.events import models as events_models
 from moto.moto_api._internal import mock_random
 from moto.ssm import models as ssm_models
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -41,12 +46,14 @@ from moto.stepfunctions.parser import models as parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
 from sim.clock import VirtualClock
 from sim.fleet import Fleet, SimulatedApiError, load_document
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 PAGE_LIMIT = 50
+LOG = logging.getLogger("sim")
 
 # In-process Lambda invocations share os.environ: one at a time.
 _LAMBDA_LOCK = threading.Lock()
@@ -97,6 +104,7 @@ def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> l
         *_ssm(fleet),
         *_ec2(fleet),
         *_cloudformation(),
+        *_eventbridge(clock),
     ]
 
 
@@ -357,4 +365,51 @@ def _cloudformation() -> list[Any]:
             sfn_models.StateMachine, "create_from_cloudformation_json", classmethod(create_state_machine)
         ),
         mock.patch.object(ssm_models.Document, "create_from_cloudformation_json", classmethod(create_document)),
+    ]
+
+
+# -- EventBridge ------------------------------------------------------------------------------------------
+def _eventbridge(clock: VirtualClock) -> list[Any]:
+    original_terminated = BaseExecutionWorkerCommunication.terminated
+    original_send = events_models.Rule.send_to_targets
+
+    def terminated(self: BaseExecutionWorkerCommunication) -> None:
+        original_terminated(self)
+        execution = self.execution
+        detail = {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": execution.exec_status.value,
+            "input": json.dumps(execution.input_data),
+            "error": execution.error,
+            "cause": execution.cause,
+        }
+        entry = {
+            "Source": "aws.states",
+            "DetailType": "Step Functions Execution Status Change",
+            "Detail": json.dumps(detail),
+            "Time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Resources": [execution.exec_arn],
+        }
+        events_models.events_backends[execution.account_id][execution.region_name].put_events([entry])
+
+    def send_to_targets(self: Any, original_event: dict, transform_input: bool = True) -> None:
+        lambdas = [t for t in self.targets if ":lambda:" in t["Arn"]]
+        others = [t for t in self.targets if t not in lambdas]
+        if others:
+            with mock.patch.object(self, "targets", others):
+                original_send(self, original_event, transform_input)
+        if not lambdas or not self.event_pattern.matches_event(original_event):
+            return
+        for target in lambdas:
+            function = lambda_models.lambda_backends[self.account_id][self.region_name].get_function(target["Arn"])
+            response: dict[str, str] = {}
+            payload = function.invoke(json.dumps(original_event), {"x-amz-invocation-type": "Event"}, response)
+            if "x-amz-function-error" in response:
+                LOG.warning("EventBridge target %s failed: %s", target["Arn"], payload)
+
+    return [
+        mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated),
+        mock.patch.object(events_models.Rule, "send_to_targets", send_to_targets),
     ]

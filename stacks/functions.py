@@ -49,6 +49,8 @@ class FunctionSpec:
     unscoped_actions: tuple[str, ...] = ()  # read/list actions that take no resource-level permissions
     reboots_hosts: bool = False
     takes_lock: bool = False
+    releases_lock: bool = False
+    step: bool = True  # a task of the rollout state machine (else: invoked by an EventBridge rule)
 
     @property
     def construct_id(self) -> str:
@@ -87,6 +89,8 @@ FUNCTIONS = (
         unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED),
     ),
     FunctionSpec("finish", timeout_minutes=1),
+    # Settles an execution that ended outside its own error handling: stopped, timed out.
+    FunctionSpec("on_execution_end", timeout_minutes=1, releases_lock=True, step=False),
 )
 
 
@@ -170,6 +174,8 @@ class RolloutFunctions(Construct):
         statements = [iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=[self.ledger.table_arn])]
         if spec.takes_lock:
             statements += self._lock_statements()
+        if spec.releases_lock:
+            statements.append(iam.PolicyStatement(actions=["dynamodb:DeleteItem"], resources=[self.locks.table_arn]))
         if spec.runs_documents:
             documents = self.documents.arns(spec.runs_documents)
             statements += [

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.documents import CommandDocuments
-from stacks.functions import LOG_RETENTION, RolloutFunctions
+from stacks.functions import FUNCTIONS, LOG_RETENTION, RolloutFunctions
 from stacks.nag import acknowledge
 from updraft.config import UpdraftConfig
 
@@ -48,9 +51,34 @@ class RolloutEngine(Construct):
             state_machine_name=self.state_machine_name,
         ).functions
         self.state_machine = self._state_machine(locks)
+        self._settle_ended_executions()
+
+    def _steps(self) -> dict[str, lambda_.IFunction]:
+        return {spec.name: self.functions[spec.name] for spec in FUNCTIONS if spec.step}
+
+    def _settle_ended_executions(self) -> None:
+        """A stopped or timed-out execution runs none of its own states: EventBridge tells us instead."""
+        rule = events.Rule(
+            self,
+            "ExecutionEnded",
+            description="Updraft: settle the ledger and the lock of a rollout execution that ended abnormally",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                    "status": ["ABORTED", "TIMED_OUT", "FAILED"],
+                },
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.functions["on_execution_end"], retry_attempts=8, max_event_age=Duration.hours(6)
+            )
+        )
 
     def _state_machine(self, locks: dynamodb.ITable) -> sfn.StateMachine:
-        substitutions = {substitution_key(name): fn.function_arn for name, fn in self.functions.items()}
+        substitutions = {substitution_key(name): fn.function_arn for name, fn in self._steps().items()}
         substitutions["LockTableName"] = locks.table_name
         log_group = logs.LogGroup(
             self,
@@ -71,7 +99,7 @@ class RolloutEngine(Construct):
             tracing_enabled=True,
         )
         # CDK derives no permissions from an ASL string: grant exactly what the definition calls.
-        function_arns = [fn.function_arn for fn in self.functions.values()]
+        function_arns = [fn.function_arn for fn in self._steps().values()]
         state_machine.add_to_role_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=function_arns)
         )

@@ -33,6 +33,7 @@ from updraft.domain.hosts import (
     begin_rollback,
     command_outcome,
     deadline_after,
+    next_poll_seconds,
 )
 from updraft.domain.reports import InventoryReport
 from updraft.domain.waves import Candidate
@@ -168,8 +169,8 @@ def _inventory_verdict(invocation: Invocation, policy: GroupPolicy, target: str)
         return f"runs {report.variant}/{report.arch}, the group is {policy.variant}/{policy.arch}", report.version
     if report.version == target:
         return f"already on {target}", report.version
-    if report.update_state == "Ready":
-        return "an update is already activated for the next boot: left alone", report.version
+    if report.update_state == "Ready" and report.activated != target:
+        return f"an update to {report.activated} is already activated for the next boot: left alone", report.version
     return None, report.version
 
 
@@ -210,13 +211,13 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
     active = [host for host in hosts if not host.final and host.state is not HostState.PENDING]
     seen = _observe(active)
     steps = [advance(host, seen[host.instance_id], now, policy) for host in active]
-    _carry_out(env, ledger, steps, policy)
-    current = {host.instance_id: host for host in hosts} | {step.record.instance_id: step.record for step in steps}
+    changed = _carry_out(env, ledger, steps, policy)
+    current = {host.instance_id: host for host in hosts} | {host.instance_id: host for host in changed}
     records = list(current.values())
     progress: dict[str, Any] = {
         "done": all(host.final or host.state is HostState.PENDING for host in records),
         "states": dict(Counter(str(host.state) for host in records)),
-        "next_poll_seconds": policy.poll_interval_seconds,
+        "next_poll_seconds": next_poll_seconds(records, policy),
     }
     if progress["done"] and scope == "wave":
         progress.update(_gate_wave(ledger, meta, policy, wave, records))
@@ -295,6 +296,26 @@ def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any]
     return {"rollout": rollout.as_state(), "outcome": outcome, "summary": summary}
 
 
+FINISHED = frozenset({"succeeded", "halted", "failed", "nothing-to-do", "aborted", "timed-out"})
+
+
+def settle(env: Settings, rollout: Rollout, execution_id: str, status: str, now: datetime) -> dict[str, Any]:
+    """An execution ended outside its own error handling (stopped, timed out): record every host it
+    left in flight and release the group's lock if the execution still holds it."""
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    recorded = meta["status"] in FINISHED
+    if not recorded:
+        cause = f"the execution ended {status}"
+        ledger.put_hosts(
+            [_abandon(host, cause, now) for host in ledger.all_hosts(rollout.rollout_id) if not host.final]
+        )
+        outcome = {"ABORTED": "aborted", "TIMED_OUT": "timed-out"}.get(status, "failed")
+        ledger.update_rollout(rollout.rollout_id, status=outcome, finished_at=now.isoformat(), error=cause)
+    released = GroupLock(env.lock_table).release(rollout.group, execution_id)
+    return {"rollout": rollout.as_state(), "already_recorded": recorded, "lock_released": released}
+
+
 def _abandon(host: HostRecord, cause: str, now: datetime) -> HostRecord:
     if host.state is HostState.PENDING:
         return host.move(HostState.SKIPPED, f"not started: the rollout failed ({cause})", now)
@@ -333,24 +354,35 @@ def _observe(hosts: list[HostRecord]) -> dict[str, Observation]:
     }
 
 
-def _carry_out(env: Settings, ledger: Ledger, steps: list[Step], policy: GroupPolicy) -> None:
+def _carry_out(env: Settings, ledger: Ledger, steps: list[Step], policy: GroupPolicy) -> list[HostRecord]:
     """Record every step, sending each document once per batch of hosts that asked for it."""
     by_action: dict[SendDocument | RebootThroughEc2 | None, list[HostRecord]] = defaultdict(list)
     for step in steps:
         by_action[step.action].append(step.record)
-    ledger.put_hosts(by_action.pop(None, []))
+    done = by_action.pop(None, [])
+    ledger.put_hosts(done)
     rebooting = by_action.pop(RebootThroughEc2(), [])
     if rebooting:
         ec2.reboot([host.instance_id for host in rebooting])
         ledger.put_hosts(rebooting)
-    for action, records in by_action.items():
-        assert isinstance(action, SendDocument)
-        _send(env, ledger, records, action, policy)
+    sent = [
+        record
+        for action, records in by_action.items()
+        if isinstance(action, SendDocument)
+        for record in _send(env, ledger, records, action, policy)
+    ]
+    return done + rebooting + sent
 
 
-def _send(env: Settings, ledger: Ledger, records: list[HostRecord], action: SendDocument, policy: GroupPolicy) -> None:
+def _send(
+    env: Settings, ledger: Ledger, records: list[HostRecord], action: SendDocument, policy: GroupPolicy
+) -> list[HostRecord]:
+    """Send the document in batches, recording each batch's command id as soon as it is sent."""
     timeout = policy.apply_timeout_seconds if action.doc in (Doc.APPLY, Doc.ROLLBACK) else 120
     parameters = {DOC_PARAMETER[action.doc]: action.version}
+    recorded: list[HostRecord] = []
     for batch in chunks(records, ssm.SEND_COMMAND_LIMIT):
         sent = ssm.send_document(env.documents[action.doc], [h.instance_id for h in batch], parameters, timeout)
-        ledger.put_hosts([host.sent(action.doc, sent[host.instance_id]) for host in batch])
+        recorded += [host.sent(action.doc, sent[host.instance_id]) for host in batch]
+        ledger.put_hosts(recorded[-len(batch) :])
+    return recorded

@@ -167,14 +167,20 @@ def test_reboot_only_tagged_hosts_and_only_from_check_hosts(function_statements,
         assert tag_values == ["staging", "prod"]
 
 
-def test_every_function_writes_the_ledger_only_acquire_lock_the_locks(function_statements, table_arns):
+LOCK_ACTIONS = {
+    "acquire_lock": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    "on_execution_end": {"dynamodb:DeleteItem"},
+}
+
+
+def test_every_function_writes_the_ledger_only_the_lock_functions_the_locks(function_statements, table_arns):
     for name, statements in function_statements.items():
         dynamodb = dynamodb_statements(statements)
         tables = {resource for s in dynamodb for resource in s["Resource"]}
-        expected = {table_arns["ledger"]} | ({table_arns["locks"]} if name == "acquire_lock" else set())
+        expected = {table_arns["ledger"]} | ({table_arns["locks"]} if name in LOCK_ACTIONS else set())
         assert tables == expected, name
         lock_actions = {a for s in dynamodb if table_arns["locks"] in s["Resource"] for a in s["Action"]}
-        assert lock_actions <= {"dynamodb:GetItem", "dynamodb:PutItem"}
+        assert lock_actions == LOCK_ACTIONS.get(name, set()), name
 
 
 def test_only_acquire_lock_reads_executions_of_its_own_state_machine(function_statements):
@@ -186,10 +192,12 @@ def test_only_acquire_lock_reads_executions_of_its_own_state_machine(function_st
             assert not describe, name
 
 
-def test_state_machine_invokes_exactly_the_seven_functions(state_machine_statements, functions):
+def test_state_machine_invokes_exactly_its_seven_step_functions(state_machine_statements, functions):
     (invoke,) = allowed(state_machine_statements, "lambda:InvokeFunction")
     assert invoke["Action"] == ["lambda:InvokeFunction"]
-    assert sorted(invoke["Resource"]) == sorted("{" + f["LogicalId"] + ".Arn}" for f in functions.values())
+    steps = [f for name, f in functions.items() if name != "on_execution_end"]
+    assert len(steps) == 7
+    assert sorted(invoke["Resource"]) == sorted("{" + f["LogicalId"] + ".Arn}" for f in steps)
 
 
 def test_state_machine_only_deletes_locks(state_machine_statements, table_arns):

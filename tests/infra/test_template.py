@@ -9,7 +9,16 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLERS = {"acquire_lock", "start_inventory", "plan_waves", "apply_wave", "check_hosts", "halt", "finish"}
+HANDLERS = {
+    "acquire_lock",
+    "start_inventory",
+    "plan_waves",
+    "apply_wave",
+    "check_hosts",
+    "halt",
+    "finish",
+    "on_execution_end",
+}
 DOCUMENT_KINDS = ("inventory", "apply", "verify", "rollback")
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -23,9 +32,10 @@ def test_resource_counts(of_type):
     expected = {
         "AWS::DynamoDB::Table": 2,
         "AWS::SSM::Document": 4,
-        "AWS::Lambda::Function": 7,
+        "AWS::Lambda::Function": 8,  # seven steps and the one that settles abnormal ends
         "AWS::StepFunctions::StateMachine": 1,
-        "AWS::IAM::Role": 8,  # one per function and the state machine's
+        "AWS::IAM::Role": 9,  # one per function and the state machine's
+        "AWS::Events::Rule": 1,
     }
     assert {t: len(of_type(t)) for t in expected} == expected
 
@@ -40,6 +50,8 @@ def test_only_resource_types_the_simulation_can_deploy(resources):
         "AWS::IAM::Role",
         "AWS::IAM::Policy",
         "AWS::Logs::LogGroup",
+        "AWS::Events::Rule",
+        "AWS::Lambda::Permission",
     }
     assert {r["Type"] for r in resources.values()} <= deployable
 
@@ -166,9 +178,11 @@ def test_every_placeholder_is_substituted(state_machine):
 
 def test_substitutions_reference_every_function_and_the_lock_table(state_machine, functions, tables):
     substitutions = state_machine["DefinitionSubstitutions"]
-    for name, function in functions.items():
+    steps = {name: f for name, f in functions.items() if name != "on_execution_end"}
+    for name, function in steps.items():
         key = "".join(part.capitalize() for part in name.split("_")) + "FunctionArn"
         assert substitutions[key] == {"Fn::GetAtt": [function["LogicalId"], "Arn"]}
+    assert len(substitutions) == len(steps) + 1
     assert substitutions["LockTableName"] == {"Ref": tables["locks"]}
 
 
@@ -180,3 +194,16 @@ def test_outputs(template, of_type):
     for kind in DOCUMENT_KINDS:
         document = logical_id_by_property(of_type, "AWS::SSM::Document", "Name", f"Updraft-{kind}")
         assert outputs[f"{kind.capitalize()}DocumentName"]["Value"] == {"Ref": document}
+
+
+def test_abnormal_ends_of_the_rollout_reach_the_settling_function(of_type, functions):
+    (rule,) = of_type("AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    (machine,) = of_type("AWS::StepFunctions::StateMachine")
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": machine}]
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [functions["on_execution_end"]["LogicalId"], "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8

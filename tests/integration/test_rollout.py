@@ -4,6 +4,7 @@ fleet. Each scenario checks what the ledger recorded, what the hosts really run,
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -316,7 +317,35 @@ def test_every_call_a_function_makes_is_granted_to_its_role(world, template):
     logical = {
         r["PhysicalResourceId"]: r["LogicalResourceId"] for r in stack if r["ResourceType"] == "AWS::Lambda::Function"
     }
-    assert len(world.calls_by_function) == 7
+    assert len(world.calls_by_function) == 8  # the seven steps, and the settling of the halted execution
     for function, used in world.calls_by_function.items():
         missing = used - _granted_actions(template, logical[function])
         assert not missing, f"{logical[function]} calls {sorted(missing)} without a grant"
+
+
+def _settled(world, name: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while (meta := world.rollout_record(name))["status"] not in ("aborted", "timed-out", "failed"):
+        assert time.monotonic() < deadline, meta["status"]
+        time.sleep(0.05)
+    return meta
+
+
+def test_a_stopped_rollout_is_settled_and_its_lock_released(world):
+    ids = world.launch("web", 9)
+    arn = world.start({"group": "web", "target_version": NEW})
+    name = arn.rsplit(":", 1)[-1]
+    while not any(r["state"] == "updated" for r in world.host_records(name).values()):
+        time.sleep(0.02)  # let the canary finish
+
+    world.sfn.stop_execution(executionArn=arn, cause="operator stop")
+    assert world.wait(arn).status == "ABORTED"
+
+    meta = _settled(world, name)
+    assert meta["status"] == "aborted"
+    records = world.host_records(name)
+    assert_all_final(records)
+    assert {r["state"] for r in records.values()} <= {"updated", "needs-attention", "skipped"}
+    assert world.lock_holder("web") is None
+    assert world.rollout("web", NEW).status == "SUCCEEDED"  # the next rollout finishes the job
+    assert {world.versions()[i] for i in ids} == {NEW}

@@ -389,11 +389,6 @@ def test_rollback_verify_not_reporting_before_the_deadline_ends_rollback_failed(
     assert step.record.note == "verify did not finish before the deadline"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hosts.py _rolling_back: the REBOOT step sends verify whenever the agent is online without "
-    "checking the deadline, so a rollback reboot that never happens loops REBOOT <-> VERIFY forever",
-)
 def test_rollback_reboot_that_never_happens_ends_rollback_failed_at_the_deadline() -> None:
     # The rollback document reported "rebooting" but the detached reboot never ran: the agent stays
     # online and every verify answers from the same boot. Past the deadline the host must give up.
@@ -553,10 +548,6 @@ def test_host_whose_reboots_happen_always_ends_final_once_deadlines_pass(
     assert_final_with_reason(drive(phase1, phase2, rebooted=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hosts.py _rolling_back: a rollback reboot that never happens loops REBOOT <-> VERIFY past the deadline",
-)
 @settings(max_examples=200, derandomize=True, deadline=None)
 @given(phase1s, phase2s)
 @example(

@@ -161,11 +161,6 @@ def test_too_short_boot_id_is_malformed() -> None:
     assert "boot_id" in malformed("verify", line({**VALID["verify"], "boot_id": "abc"}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_report splits lines with str.splitlines(), which also breaks at U+2028 and U+0085; "
-    "jq prints those raw inside strings, so the one-line report is cut in two",
-)
 @pytest.mark.parametrize("separator", ["\u2028", "\x85"])
 def test_report_whose_text_contains_a_unicode_line_separator_still_parses(separator: str) -> None:
     data = {"doc": "apply", "result": "error", "stage": "apply", "error": f"first{separator}second"}

@@ -41,6 +41,14 @@ class GroupLock:
         except self._conflict:
             return LockState(False, self.table.get_item(Key={"group": group}).get("Item", {}).get("holder", ""))
 
+    def release(self, group: str, holder: str) -> bool:
+        """Release the lock if `holder` still has it; False if someone else (or nobody) does."""
+        try:
+            self.table.delete_item(Key={"group": group}, ConditionExpression=Attr("holder").eq(holder))
+            return True
+        except self._conflict:
+            return False
+
 
 def _still_running(execution_arn: str) -> bool:
     sfn = client("stepfunctions")

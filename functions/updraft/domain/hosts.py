@@ -306,6 +306,10 @@ def _await_status_checks(record: HostRecord, seen: Observation, now: datetime, p
 def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     step = record.rollback_step
     if step in (RollbackStep.RECOVER, RollbackStep.REBOOT):
+        if _past(record, now):
+            return _rollback_failed(
+                record, "did not come back online during the rollback before the deadline; needs attention", now
+            )
         if seen.online:
             doc = Doc.ROLLBACK if step is RollbackStep.RECOVER else Doc.VERIFY
             next_step = RollbackStep.COMMAND if step is RollbackStep.RECOVER else RollbackStep.VERIFY
@@ -314,8 +318,6 @@ def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: 
                 HostState.ROLLING_BACK, f"agent online, sending {doc}", now, rollback_step=next_step, deadline=deadline
             )
             return Step(moved, SendDocument(doc, record.previous_version))
-        if _past(record, now):
-            return _rollback_failed(record, "did not come back online during the rollback; needs attention", now)
         return Step(record)
     outcome = command_outcome(record.command_doc, seen.invocation)
     if outcome is None:
@@ -357,3 +359,13 @@ def _rolled_back(record: HostRecord, now: datetime) -> Step:
 
 def _rollback_failed(record: HostRecord, reason: str, now: datetime) -> Step:
     return Step(record.move(HostState.ROLLBACK_FAILED, reason, now, command_id=None, deadline=None))
+
+
+# A verify or rollback report comes back within seconds; an apply or a reboot takes minutes.
+QUICK_POLL_SECONDS = 10
+
+
+def next_poll_seconds(records: list[HostRecord], policy: GroupPolicy) -> int:
+    """Look again soon when a host only awaits a short report; otherwise at the group's interval."""
+    awaiting_report = any(r.state is HostState.VERIFYING and r.command_id and not r.os_verified for r in records)
+    return min(QUICK_POLL_SECONDS, policy.poll_interval_seconds) if awaiting_report else policy.poll_interval_seconds

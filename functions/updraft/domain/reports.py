@@ -39,6 +39,7 @@ class InventoryReport(Report):
     boot_id: BootId
     update_state: UpdateState
     available: list[str]
+    activated: Version | None = None  # the version an activated (Ready) update boots next
 
 
 class ApplyReport(Report):
@@ -80,7 +81,8 @@ MAX_OUTPUT = 24_000  # what SSM keeps of a command's standard output
 
 def parse_report(doc: str, stdout: str) -> Report:
     """The report of document kind `doc` from a command's standard output."""
-    lines = [line for line in (stdout or "").splitlines() if line.strip()]
+    # Only "\n" ends a line: jq prints other Unicode line breaks unescaped inside strings.
+    lines = [line for line in (stdout or "").split("\n") if line.strip()]
     if not lines:
         raise MalformedCommandOutput(f"{doc}: the command printed no report")
     try:

@@ -1,0 +1,41 @@
+"""EventBridge: a rollout execution ended ABORTED, TIMED_OUT or FAILED. Settle what it left behind."""
+
+from typing import Literal
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from updraft import rollout
+from updraft.adapters.ledger import Ledger
+from updraft.errors import RolloutNotFound
+from updraft.handlers._common import logger, tracer
+from updraft.settings import settings
+
+
+class ExecutionStatusChange(BaseModel):
+    executionArn: str
+    name: str
+    status: Literal["ABORTED", "TIMED_OUT", "FAILED", "SUCCEEDED", "RUNNING"]
+
+
+class ExecutionEnded(EventBridgeModel):
+    detail: ExecutionStatusChange
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@event_parser(model=ExecutionEnded)
+def handler(event: ExecutionEnded, context: LambdaContext) -> dict:
+    env, change = settings(), event.detail
+    logger.append_keys(rollout_id=change.name, status=change.status)
+    try:
+        meta = Ledger(env.ledger_table).rollout(change.name)
+    except RolloutNotFound:
+        logger.info("no rollout recorded for this execution (rejected or never started)")
+        return {"settled": False}
+    target = rollout.Rollout(change.name, meta["group"], meta["target_version"])
+    result = rollout.settle(env, target, change.executionArn, change.status, event.time)
+    logger.info("execution settled", extra=result)
+    return {"settled": True, **result}
