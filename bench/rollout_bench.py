@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    console = Console()
+    console = Console(width=160)
     template = synthesize(CONFIG)
     table = Table(title=f"simulated rollouts (canary 1, growth x2, waves capped at 100, seed {args.seed})")
     for column in (

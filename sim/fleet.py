@@ -23,8 +23,10 @@ from sim.bottlerocket import Fault, Repository, SimHost
 from sim.clock import VirtualClock
 from sim.control_container import ControlContainer, ScriptResult
 
+# The SSM agent's plugin output: stdout, this marker, stderr, 2,500 characters in all
+# (amazon-ssm-agent, agent/framework/processor/executer/iohandler).
 ERROR_MARKER = "\n----------ERROR-------\n"
-LIST_OUTPUT_LIMIT = 2500  # ListCommandInvocations' plugin Output
+LIST_OUTPUT_LIMIT = 2500
 GET_OUTPUT_LIMIT = 24000  # GetCommandInvocation's StandardOutputContent
 
 
@@ -191,9 +193,7 @@ class Fleet:
         status = self._status(command, invocation, now)
         done = status in ("Success", "Failed")
         result = invocation.result
-        output = ""
-        if done and result:
-            output = result.stdout + (ERROR_MARKER + result.stderr if result.stderr else "")
+        output = plugin_output(result.stdout, result.stderr) if done and result else ""
         return {
             "CommandId": command.command_id,
             "InstanceId": invocation.instance_id,
@@ -207,7 +207,7 @@ class Fleet:
                     "Status": status,
                     "StatusDetails": status,
                     "ResponseCode": result.rc if done and result else -1,
-                    "Output": output[:LIST_OUTPUT_LIMIT],
+                    "Output": output,
                 }
             ],
             "_stdout": (result.stdout if done and result else "")[:GET_OUTPUT_LIMIT],
@@ -246,6 +246,22 @@ class Fleet:
             for instance_id in instance_ids:
                 if instance_id in self.hosts:
                     self.hosts[instance_id].ec2_reboot(self._now())
+
+
+def plugin_output(stdout: str, stderr: str, capacity: int = LIST_OUTPUT_LIMIT) -> str:
+    """The plugin Output the agent reports: stdout, then the error marker and stderr, cut to
+    `capacity` the way the agent cuts it (the shorter stream is kept whole when it fits in half)."""
+    marker = ERROR_MARKER if stderr else ""
+    space = capacity - len(marker)
+    if len(stdout) + len(stderr) < space:
+        return stdout + marker + stderr
+    cut_out, cut_err = "\n---Output truncated---", "\n---Error truncated----"
+    if len(stdout) > space // 2 and len(stderr) > space // 2:
+        half = (space - len(cut_out) - len(cut_err)) // 2
+        return stdout[:half] + cut_out + marker + stderr[:half] + cut_err
+    if len(stdout) <= space // 2:
+        return stdout + marker + stderr[: space - len(cut_err) - len(stdout)] + cut_err
+    return stdout[: space - len(cut_out) - len(stderr)] + cut_out + marker + stderr
 
 
 def load_document(content: str) -> dict:
