@@ -246,18 +246,21 @@ def _applying(record: HostRecord, seen: Observation, now: datetime, policy: Grou
         return fail(record, f"apply reported {outcome!r}, not {record.target_version}", seen, now, policy)
     if outcome.result == "already-current":
         return Step(record.move(HostState.UPDATED, f"already on {record.target_version}", now, command_id=None))
-    return Step(
-        record.move(
-            HostState.REBOOTING,
-            f"{outcome.target_version} activated, rebooting",
-            now,
-            previous_version=outcome.previous_version,
-            boot_id=outcome.boot_id,
-            deadline=deadline_after(now, policy.verify_timeout_seconds),
-            command_doc=None,
-            command_id=None,
-        )
+    note = f"{outcome.target_version} activated, rebooting"
+    return _await_reboot(
+        record, HostState.REBOOTING, note, outcome.boot_id, now, policy, previous_version=outcome.previous_version
     )
+
+
+def _await_reboot(
+    record: HostRecord, state: HostState, note: str, boot_id: str, now: datetime, policy: GroupPolicy, **changes: object
+) -> Step:
+    """The host reported it will reboot: wait for a new boot id, up to the verify deadline."""
+    deadline = deadline_after(now, policy.verify_timeout_seconds)
+    moved = record.move(
+        state, note, now, boot_id=boot_id, deadline=deadline, command_doc=None, command_id=None, **changes
+    )
+    return Step(moved)
 
 
 def _rebooting(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
@@ -329,17 +332,9 @@ def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: 
     if isinstance(outcome, RollbackReport):
         if outcome.result == "restored":
             return _rolled_back(record, now)
-        return Step(
-            record.move(
-                HostState.ROLLING_BACK,
-                f"rebooting into {record.previous_version}",
-                now,
-                rollback_step=RollbackStep.REBOOT,
-                boot_id=outcome.boot_id,
-                deadline=deadline_after(now, policy.verify_timeout_seconds),
-                command_doc=None,
-                command_id=None,
-            )
+        note = f"rebooting into {record.previous_version}"
+        return _await_reboot(
+            record, HostState.ROLLING_BACK, note, outcome.boot_id, now, policy, rollback_step=RollbackStep.REBOOT
         )
     if isinstance(outcome, VerifyReport):
         if outcome.boot_id == record.boot_id:
