@@ -94,12 +94,11 @@ def attention_table(world: World, rollout_id: str) -> Table | None:
     if not rows:
         return None
     table = Table(title="hosts that failed", title_justify="left")
-    for column in ("instance", "AZ", "wave", "state", "why"):
+    for column in ("instance", "wave", "state", "why"):
         table.add_column(column)
     for record in sorted(rows, key=lambda r: r["instance_id"]):
         table.add_row(
             record["instance_id"],
-            record["az"],
             str(record["wave"]),
             f"[{STATE_STYLE[record['state']]}]{record['state']}[/]",
             record["failure"],

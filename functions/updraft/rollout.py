@@ -211,7 +211,9 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
     active = [host for host in hosts if not host.final and host.state is not HostState.PENDING]
     seen = _observe(active)
     steps = [advance(host, seen[host.instance_id], now, policy) for host in active]
-    changed = _carry_out(env, ledger, steps, policy)
+    # Write only what moved: most polls find most hosts where they were.
+    moved = [step for step, host in zip(steps, active, strict=True) if step.action or step.record != host]
+    changed = _carry_out(env, ledger, moved, policy)
     current = {host.instance_id: host for host in hosts} | {host.instance_id: host for host in changed}
     records = list(current.values())
     progress: dict[str, Any] = {
