@@ -33,6 +33,7 @@ from updraft.domain.hosts import (
     begin_rollback,
     command_outcome,
     deadline_after,
+    first_poll_seconds,
     next_poll_seconds,
 )
 from updraft.domain.reports import InventoryReport
@@ -198,7 +199,7 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
     ]
     _send(env, ledger, applying, SendDocument(Doc.APPLY, rollout.target_version), policy)
     ledger.update_rollout(rollout.rollout_id, current_wave=wave, status="rolling-out")
-    progress = {"done": False, "next_poll_seconds": policy.poll_interval_seconds, "sent": len(applying)}
+    progress = {"done": False, "next_poll_seconds": first_poll_seconds(policy), "sent": len(applying)}
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
 

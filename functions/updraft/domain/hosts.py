@@ -356,11 +356,21 @@ def _rollback_failed(record: HostRecord, reason: str, now: datetime) -> Step:
     return Step(record.move(HostState.ROLLBACK_FAILED, reason, now, command_id=None, deadline=None))
 
 
-# A verify or rollback report comes back within seconds; an apply or a reboot takes minutes.
+# A verify report comes back within seconds; an apply or a reboot takes minutes.
 QUICK_POLL_SECONDS = 10
 
 
 def next_poll_seconds(records: list[HostRecord], policy: GroupPolicy) -> int:
-    """Look again soon when a host only awaits a short report; otherwise at the group's interval."""
-    awaiting_report = any(r.state is HostState.VERIFYING and r.command_id and not r.os_verified for r in records)
-    return min(QUICK_POLL_SECONDS, policy.poll_interval_seconds) if awaiting_report else policy.poll_interval_seconds
+    """Look again soon when every host still in flight only awaits a short report (the wave is about
+    to finish); otherwise at the group's interval."""
+    in_flight = [r for r in records if not r.final and r.state is not HostState.PENDING]
+    short = all(r.state is HostState.VERIFYING and r.command_id and not r.os_verified for r in in_flight)
+    return (
+        min(QUICK_POLL_SECONDS, policy.poll_interval_seconds) if in_flight and short else policy.poll_interval_seconds
+    )
+
+
+def first_poll_seconds(policy: GroupPolicy) -> int:
+    """After an apply is sent: writing an image and rebooting take minutes, so the first look waits
+    two intervals (a failed apply is still caught on that look)."""
+    return 2 * policy.poll_interval_seconds
