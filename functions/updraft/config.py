@@ -65,6 +65,22 @@ class GroupPolicy(Strict):
     apply_timeout_seconds: Annotated[int, Field(ge=600, le=7200)] = 1200
     verify_timeout_seconds: Annotated[int, Field(ge=60, le=7200)] = 900
     poll_interval_seconds: Annotated[int, Field(ge=5, le=600)] = 30
+    # Release policy: which verified releases start a rollout of this group by themselves, and when.
+    auto_rollout: bool = Field(True, description="start a rollout when a new release is detected")
+    min_release_age_hours: Annotated[int, Field(ge=0, le=24 * 90)] = 0
+    follows: Annotated[str | None, Field(pattern=GROUP_NAME)] = None
+    deny_versions: list[Annotated[str, Field(pattern=VERSION)]] = []
+    pinned_version: Annotated[str | None, Field(pattern=VERSION)] = None
+
+    @field_validator("deny_versions")
+    @classmethod
+    def _plain_versions(cls, versions: list[str]) -> list[str]:
+        return [version.removeprefix("v") for version in versions]
+
+    @field_validator("pinned_version")
+    @classmethod
+    def _plain_pin(cls, version: str | None) -> str | None:
+        return version.removeprefix("v") if version else None
 
 
 class UpdraftConfig(Strict):
@@ -81,6 +97,22 @@ class UpdraftConfig(Strict):
             raise ValueError(f"groups: duplicate group names {duplicates}")
         return self
 
+    @model_validator(mode="after")
+    def _follows_known_groups_without_cycles(self) -> UpdraftConfig:
+        leaders = {group.name: group.follows for group in self.groups}
+        for index, group in enumerate(self.groups):
+            if group.follows is None:
+                continue
+            if group.follows not in leaders:
+                raise ValueError(f"groups.{index}.follows: {group.follows!r} is not a configured group")
+            seen, current = {group.name}, group.follows
+            while current is not None:
+                if current in seen:
+                    raise ValueError(f"groups.{index}.follows: {group.name!r} follows itself through {current!r}")
+                seen.add(current)
+                current = leaders[current]
+        return self
+
     def group(self, name: str) -> GroupPolicy:
         for group in self.groups:
             if group.name == name:
@@ -88,8 +120,8 @@ class UpdraftConfig(Strict):
         raise KeyError(name)
 
     def to_env(self) -> str:
-        """Compact JSON for a Lambda environment variable."""
-        return self.model_dump_json(exclude_defaults=False)
+        """Compact JSON for a Lambda environment variable (4 KB for all of them): defaults left out."""
+        return self.model_dump_json(exclude_defaults=True)
 
     @classmethod
     def from_env(cls, text: str) -> UpdraftConfig:

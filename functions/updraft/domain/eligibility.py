@@ -1,0 +1,40 @@
+"""Whether a verified release may start a group's rollout by itself now, later, or never."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from updraft.config import GroupPolicy
+
+
+class Verdict(StrEnum):
+    START = "start"
+    WAIT = "wait"  # not yet: look again at `not_before` (or at the next tick)
+    SKIP = "skip"  # never, by policy
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    verdict: Verdict
+    reason: str
+    not_before: datetime | None = None
+
+
+def decide(
+    policy: GroupPolicy, version: str, released_at: datetime, now: datetime, leader_finished: bool
+) -> Eligibility:
+    """`leader_finished`: the group this one follows (if any) finished this version successfully."""
+    if not policy.auto_rollout:
+        return Eligibility(Verdict.SKIP, "automatic rollouts are off for this group")
+    if version in policy.deny_versions:
+        return Eligibility(Verdict.SKIP, f"{version} is on the group's deny list")
+    if policy.pinned_version and version != policy.pinned_version:
+        return Eligibility(Verdict.SKIP, f"the group is pinned to {policy.pinned_version}")
+    soaked_at = released_at + timedelta(hours=policy.min_release_age_hours)
+    if now < soaked_at:
+        return Eligibility(Verdict.WAIT, f"{version} soaks until {soaked_at.isoformat()}", soaked_at)
+    if policy.follows and not leader_finished:
+        return Eligibility(Verdict.WAIT, f"waiting for group {policy.follows} to finish {version}")
+    return Eligibility(Verdict.START, f"{version} is eligible")
