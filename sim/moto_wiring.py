@@ -10,7 +10,7 @@ What moto lacks for running Updraft for real (see the project's reference on mot
   stores documents whose content is an object;
 - `start_execution` without a name gets a unique one, as in AWS;
 - an execution's end is published to EventBridge as "Step Functions Execution Status Change", and
-  rules deliver events to Lambda targets (moto delivers neither).
+  rules deliver events to Lambda and Step Functions targets (moto delivers none of these).
 A moto upgrade that moves these internals breaks here and nowhere else.
 """
 
@@ -32,12 +32,14 @@ from typing import Any
 from unittest import mock
 
 import botocore.endpoint as botocore_endpoint
+import jsonpath_ng
 from moto.awslambda import models as lambda_models
 from moto.awslambda.models import LambdaFunction
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.events import models as events_models
+from moto.events.utils import EventTemplateParser
 from moto.moto_api._internal import mock_random
 from moto.ssm import models as ssm_models
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -395,21 +397,43 @@ def _eventbridge(clock: VirtualClock) -> list[Any]:
         events_models.events_backends[execution.account_id][execution.region_name].put_events([entry])
 
     def send_to_targets(self: Any, original_event: dict, transform_input: bool = True) -> None:
-        lambdas = [t for t in self.targets if ":lambda:" in t["Arn"]]
-        others = [t for t in self.targets if t not in lambdas]
+        ours = [t for t in self.targets if ":lambda:" in t["Arn"] or ":stateMachine:" in t["Arn"]]
+        others = [t for t in self.targets if t not in ours]
         if others:
             with mock.patch.object(self, "targets", others):
                 original_send(self, original_event, transform_input)
-        if not lambdas or not self.event_pattern.matches_event(original_event):
+        if not ours or not self.event_pattern.matches_event(original_event):
             return
-        for target in lambdas:
-            function = lambda_models.lambda_backends[self.account_id][self.region_name].get_function(target["Arn"])
-            response: dict[str, str] = {}
-            payload = function.invoke(json.dumps(original_event), {"x-amz-invocation-type": "Event"}, response)
-            if "x-amz-function-error" in response:
-                LOG.warning("EventBridge target %s failed: %s", target["Arn"], payload)
+        for target in ours:
+            body = json.dumps(_target_input(target, original_event))
+            if ":lambda:" in target["Arn"]:
+                _invoke_target_function(self, target["Arn"], body)
+            else:
+                backend = parser_models.stepfunctions_parser_backends[self.account_id][self.region_name]
+                backend.start_execution(target["Arn"], None, body)
 
     return [
         mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated),
         mock.patch.object(events_models.Rule, "send_to_targets", send_to_targets),
     ]
+
+
+def _target_input(target: dict, event: dict) -> Any:
+    """What a target receives: the event, or its Input, InputPath or InputTransformer."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        (match,) = jsonpath_ng.parse(target["InputPath"]).find(event)
+        return match.value
+    if "InputTransformer" in target:
+        transformer = target["InputTransformer"]
+        return EventTemplateParser.parse(transformer["InputTemplate"], transformer.get("InputPathsMap", {}), event)
+    return event
+
+
+def _invoke_target_function(rule: Any, arn: str, body: str) -> None:
+    function = lambda_models.lambda_backends[rule.account_id][rule.region_name].get_function(arn)
+    response: dict[str, str] = {}
+    payload = function.invoke(body, {"x-amz-invocation-type": "Event"}, response)
+    if "x-amz-function-error" in response:
+        LOG.warning("EventBridge target %s failed: %s", arn, payload)

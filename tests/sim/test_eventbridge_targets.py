@@ -1,0 +1,54 @@
+"""The simulation's EventBridge delivers matching events to Step Functions targets, as AWS does."""
+
+import json
+import os
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from sim import moto_wiring
+from sim.bottlerocket import Repository
+from sim.clock import VirtualClock
+from sim.fleet import Fleet
+
+DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+ROLE = "arn:aws:iam::123456789012:role/events"
+
+
+@pytest.fixture
+def aws():
+    os.environ.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"})
+    clock = VirtualClock()
+    fleet = Fleet(clock, [Repository("aws-ecs-2", "x86_64", ["1.26.0"])])
+    with mock_aws(config=moto_wiring.MOTO_CONFIG), moto_wiring.wired(fleet, clock):
+        yield
+    fleet.close()
+
+
+def executions(sfn, arn: str) -> list[dict]:
+    for _ in range(100):
+        found = sfn.list_executions(stateMachineArn=arn)["executions"]
+        if found and all(e["status"] != "RUNNING" for e in found):
+            return [sfn.describe_execution(executionArn=e["executionArn"]) for e in found]
+        time.sleep(0.02)
+    raise AssertionError("no execution ended")
+
+
+def test_a_matching_event_starts_the_target_with_its_transformed_input(aws) -> None:
+    sfn, events = boto3.client("stepfunctions"), boto3.client("events")
+    arn = sfn.create_state_machine(name="m", definition=json.dumps(DEFINITION), roleArn=ROLE)["stateMachineArn"]
+    events.put_rule(Name="r", EventPattern=json.dumps({"source": ["updraft"], "detail": {"variant": ["aws-ecs-2"]}}))
+    transformer = {
+        "InputPathsMap": {"version": "$.detail.version"},
+        "InputTemplate": '{"group": "prod", "target_version": "<version>"}',
+    }
+    events.put_targets(Rule="r", Targets=[{"Id": "1", "Arn": arn, "RoleArn": ROLE, "InputTransformer": transformer}])
+
+    entry = {"Source": "updraft", "DetailType": "Bottlerocket Release Available"}
+    events.put_events(Entries=[{**entry, "Detail": json.dumps({"variant": "aws-k8s-1.31", "version": "1.26.1"})}])
+    events.put_events(Entries=[{**entry, "Detail": json.dumps({"variant": "aws-ecs-2", "version": "1.26.1"})}])
+
+    (execution,) = executions(sfn, arn)
+    assert json.loads(execution["input"]) == {"group": "prod", "target_version": "1.26.1"}
