@@ -35,7 +35,7 @@ _MIGRATION_KEY = re.compile(r"\(([^ ,]+),[ ]*([^ ,]+)\)")
 
 
 @functools.total_ordering
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Version:
     """A semantic version, ordered by semver precedence (1.10.0 > 1.9.0 > 1.9.0-rc.1)."""
 
@@ -57,6 +57,9 @@ class Version:
         text = f"{self.major}.{self.minor}.{self.patch}"
         text += f"-{'.'.join(self.pre)}" if self.pre else ""
         return text + (f"+{'.'.join(self.build)}" if self.build else "")
+
+    def __repr__(self) -> str:
+        return f"Version('{self}')"
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Version):
@@ -236,10 +239,11 @@ def latest_release(manifest: Manifest, variant: str, arch: str) -> Release | Non
 
 def is_withdrawn(manifest: Manifest, variant: str, arch: str, version: Version | str) -> bool:
     """True if `version` was pulled: above the max_version of its entry, or no longer listed.
+    `version` may be a version-lock string ("v1.26.0").
 
     Bottlerocket withdraws a release by lowering max_version; hosts above it are stepped down.
     """
-    version = _version(version)
+    version = Version.parse(version.removeprefix("v")) if isinstance(version, str) else version
     entries = [update for update in updates_for(manifest, variant, arch) if update.version == version]
     return not entries or all(version > update.max_version for update in entries)
 
