@@ -51,6 +51,7 @@ class FunctionSpec:
     takes_lock: bool = False
     releases_lock: bool = False
     step: bool = True  # a task of the rollout state machine (else: invoked by an EventBridge rule)
+    memory_mb: int = 512
 
     @property
     def construct_id(self) -> str:
@@ -139,7 +140,20 @@ class RolloutFunctions(Construct):
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
 
-    def _function(self, spec: FunctionSpec) -> lambda_.Function:
+    def add(
+        self, spec: FunctionSpec, environment: dict[str, str], statements: list[iam.PolicyStatement]
+    ) -> lambda_.Function:
+        """A function beyond the rollout's own, with more environment and its own extra grants."""
+        function = self._function(spec, environment, statements)
+        self.functions[spec.name] = function
+        return function
+
+    def _function(
+        self,
+        spec: FunctionSpec,
+        environment: dict[str, str] | None = None,
+        statements: list[iam.PolicyStatement] | None = None,
+    ) -> lambda_.Function:
         log_group = logs.LogGroup(self, f"{spec.construct_id}Logs", retention=LOG_RETENTION)
         role = iam.Role(
             self,
@@ -148,7 +162,7 @@ class RolloutFunctions(Construct):
             description=f"Updraft {spec.name} function",
         )
         log_group.grant_write(role)
-        for statement in self._statements(spec):
+        for statement in [*self._statements(spec), *(statements or [])]:
             role.add_to_policy(statement)
         self._acknowledge_wildcards(spec, role)
         return lambda_.Function(
@@ -158,11 +172,11 @@ class RolloutFunctions(Construct):
             handler=spec.handler,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            memory_size=512,
+            memory_size=spec.memory_mb,
             timeout=Duration.minutes(spec.timeout_minutes),
             role=role,
             layers=[self.powertools],
-            environment=self.environment(),
+            environment=self.environment() | (environment or {}),
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,

@@ -41,7 +41,7 @@ class RolloutEngine(Construct):
         # Named up front so the lock function's policy can name its executions without a dependency cycle.
         self.state_machine_name = f"{Stack.of(self).stack_name}-rollout"
         self.documents = CommandDocuments(self, "Documents")
-        self.functions = RolloutFunctions(
+        self.function_factory = RolloutFunctions(
             self,
             "Functions",
             config=config,
@@ -49,7 +49,8 @@ class RolloutEngine(Construct):
             locks=locks,
             documents=self.documents,
             state_machine_name=self.state_machine_name,
-        ).functions
+        )
+        self.functions = self.function_factory.functions
         self.state_machine = self._state_machine(locks)
         self._settle_ended_executions()
 

@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from stacks.ledger import Ledger
+from stacks.release_watch import ReleaseWatch
 from stacks.rollout_engine import RolloutEngine
 from updraft.config import UpdraftConfig
 
@@ -17,6 +18,10 @@ class UpdraftStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         ledger = Ledger(self, "Ledger")
         engine = RolloutEngine(self, "RolloutEngine", config=config, ledger=ledger.table, locks=ledger.locks)
+        if config.detection:
+            watch = ReleaseWatch(self, "ReleaseWatch", detection=config.detection, functions=engine.function_factory)
+            CfnOutput(self, "ReleaseBusName", value=watch.bus.event_bus_name)
+            CfnOutput(self, "TrustBucketName", value=watch.trust.bucket_name)
 
         CfnOutput(self, "RolloutStateMachineArn", value=engine.state_machine.state_machine_arn)
         CfnOutput(self, "LedgerTableName", value=ledger.table.table_name)

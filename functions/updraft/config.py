@@ -83,11 +83,45 @@ class GroupPolicy(Strict):
         return version.removeprefix("v") if version else None
 
 
+# https, or plain http on the loopback only (a local mirror, the simulation).
+REPOSITORY_URL = r"^(https://[^\s]+|http://(127\.0\.0\.1|localhost)(:\d+)?/[^\s]*)/$"
+
+
+class Detection(Strict):
+    """Where and how often to look for new Bottlerocket releases (The Update Framework repository)."""
+
+    schedule: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] = "rate(1 hour)"
+    # `{variant}` and `{arch}` are filled in per repository; point both at a mirror or a private copy.
+    metadata_base_url: Annotated[str, Field(pattern=REPOSITORY_URL)] = (
+        "https://updates.bottlerocket.aws/2020-07-07/{variant}/{arch}/"
+    )
+    targets_base_url: Annotated[str, Field(pattern=REPOSITORY_URL)] = "https://updates.bottlerocket.aws/targets/"
+    # The trust anchor: a root.json you obtained and checked yourself (see the README), never fetched.
+    trusted_root_file: Annotated[str, Field(min_length=1)] = "trust/root.json"
+    max_metadata_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = 10 * 1024 * 1024
+
+    @field_validator("metadata_base_url")
+    @classmethod
+    def _placeholders(cls, url: str) -> str:
+        if "{variant}" not in url or "{arch}" not in url:
+            raise ValueError("must contain {variant} and {arch}")
+        return url
+
+    def metadata_url(self, variant: str, arch: str) -> str:
+        return self.metadata_base_url.format(variant=variant, arch=arch)
+
+
 class UpdraftConfig(Strict):
     """Everything under the `updraft` key of cdk.json's context."""
 
     tag_key: Annotated[str, Field(min_length=1, max_length=128)] = "updraft:group"
     groups: Annotated[list[GroupPolicy], Field(min_length=1)]
+    # Release detection is deployed when configured: it needs a trusted root.json supplied by the operator.
+    detection: Detection | None = None
+
+    def repositories(self) -> list[tuple[str, str]]:
+        """The (variant, arch) update repositories the groups use, each once."""
+        return sorted({(group.variant, group.arch) for group in self.groups})
 
     @model_validator(mode="after")
     def _unique_names(self) -> UpdraftConfig:

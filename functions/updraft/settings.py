@@ -16,6 +16,9 @@ class Settings:
     ledger_table: str
     lock_table: str
     documents: dict[Doc, str]
+    event_bus: str = ""  # release detection only
+    trust_bucket: str = ""
+    trusted_root_parameter: str = ""
 
 
 def _settings_from(environ: dict[str, str]) -> Settings:
@@ -24,6 +27,9 @@ def _settings_from(environ: dict[str, str]) -> Settings:
         ledger_table=environ["LEDGER_TABLE"],
         lock_table=environ["LOCK_TABLE"],
         documents={doc: environ[f"DOCUMENT_{doc.name}"] for doc in Doc},
+        event_bus=environ.get("EVENT_BUS", ""),
+        trust_bucket=environ.get("TRUST_BUCKET", ""),
+        trusted_root_parameter=environ.get("TRUSTED_ROOT_PARAMETER", ""),
     )
 
 
@@ -33,5 +39,13 @@ def _cached(key: tuple[tuple[str, str], ...]) -> Settings:
 
 
 def settings() -> Settings:
-    names = ("UPDRAFT_CONFIG", "LEDGER_TABLE", "LOCK_TABLE", *(f"DOCUMENT_{doc.name}" for doc in Doc))
+    names = (
+        "UPDRAFT_CONFIG",
+        "LEDGER_TABLE",
+        "LOCK_TABLE",
+        *(f"DOCUMENT_{doc.name}" for doc in Doc),
+        "EVENT_BUS",
+        "TRUST_BUCKET",
+        "TRUSTED_ROOT_PARAMETER",
+    )
     return _cached(tuple((name, os.environ.get(name, "")) for name in names))

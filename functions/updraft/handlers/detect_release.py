@@ -1,0 +1,48 @@
+"""Scheduled: verify the Bottlerocket update repositories and announce new and withdrawn releases."""
+
+import tempfile
+from datetime import UTC, datetime
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from updraft import detection
+from updraft.adapters.aws import client
+from updraft.handlers._common import logger, metrics, tracer
+from updraft.settings import settings
+
+
+def trusted_root(parameter: str) -> bytes:
+    """The operator-supplied root.json: the trust anchor until the stored trust holds a root."""
+    return client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"].encode()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    env = settings()
+    now = datetime.fromisoformat(event["time"].replace("Z", "+00:00")) if "time" in event else datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="updraft-tuf-") as work_dir:
+        try:
+            reports = detection.detect(env, trusted_root(env.trusted_root_parameter), now, work_dir)
+        except detection.ReleaseCheckFailed:
+            metrics.add_metric(name="UntrustedRepository", unit=MetricUnit.Count, value=1)
+            logger.exception("a repository failed verification; nothing from it was announced")
+            raise
+    for report in reports:
+        metrics.add_metric(name="ReleasesAnnounced", unit=MetricUnit.Count, value=len(report.announced))
+        metrics.add_metric(name="ReleasesWithdrawn", unit=MetricUnit.Count, value=len(report.withdrawn))
+        if report.public_disagrees:
+            metrics.add_metric(name="PublicParameterDisagreement", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "the public SSM parameter disagrees with the verified repository (TUF is trusted)",
+                extra={
+                    "variant": report.variant,
+                    "arch": report.arch,
+                    "verified": report.latest,
+                    "public": report.public_version,
+                },
+            )
+        logger.info("repository checked", extra=vars(report))
+    return {"repositories": [vars(report) for report in reports]}

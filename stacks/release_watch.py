@@ -1,0 +1,122 @@
+"""Release watch: a scheduled check of Bottlerocket's signed update repositories, announcing releases
+on Updraft's event bus. Deployed when the config has a `detection` section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from stacks.functions import FunctionSpec, RolloutFunctions
+from stacks.nag import acknowledge
+from updraft.config import Detection
+
+ROOT = Path(__file__).resolve().parent.parent
+STANDARD_PARAMETER_LIMIT = 4096
+
+
+class TrustedRootError(ValueError):
+    """The configured root.json is missing or is not a TUF root: synth stops, naming the field."""
+
+
+def read_trusted_root(detection: Detection, base: Path = ROOT) -> str:
+    path = base / detection.trusted_root_file
+    field = "updraft.detection.trusted_root_file"
+    if not path.is_file():
+        raise TrustedRootError(f"{field}: {path} does not exist (see the README: Trusting Bottlerocket's root)")
+    text = path.read_text()
+    try:
+        role = json.loads(text)["signed"]["_type"]
+    except (ValueError, KeyError, TypeError):
+        role = None
+    if role != "root":
+        raise TrustedRootError(f"{field}: {path} is not a TUF root.json")
+    return text
+
+
+class ReleaseWatch(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, detection: Detection, functions: RolloutFunctions
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=f"{stack.stack_name}-releases")
+        self.trust = self._trust_bucket()
+        root = read_trusted_root(detection)
+        self.root = ssm.StringParameter(
+            self,
+            "TrustedRoot",
+            description="Updraft: the TUF root.json that anchors trust in the Bottlerocket update repository",
+            string_value=root,
+            tier=ssm.ParameterTier.ADVANCED if len(root) > STANDARD_PARAMETER_LIMIT else ssm.ParameterTier.STANDARD,
+        )
+        self.detector = functions.add(
+            FunctionSpec("detect_release", timeout_minutes=5, step=False, memory_mb=1024),
+            environment={
+                "EVENT_BUS": self.bus.event_bus_name,
+                "TRUST_BUCKET": self.trust.bucket_name,
+                "TRUSTED_ROOT_PARAMETER": self.root.parameter_name,
+            },
+            statements=self._detector_statements(stack),
+        )
+        acknowledge(
+            self.detector.role,
+            f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(self.trust.node.default_child)}.Arn>/trust/*]",
+            "Trusted metadata files are named per repository at run time; the prefix is this bucket's trust/.",
+        )
+        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+        acknowledge(
+            self.detector.role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:{region}::parameter/aws/service/bottlerocket/*]",
+            "AWS's public Bottlerocket parameters (latest image version per variant and arch), read to "
+            "cross-check the verified repository; which variants is only known from the config at run time.",
+        )
+        schedule = events.Rule(
+            self,
+            "Schedule",
+            description="Updraft: check the Bottlerocket update repositories for new and withdrawn releases",
+            schedule=events.Schedule.expression(detection.schedule),
+        )
+        schedule.add_target(targets.LambdaFunction(self.detector, retry_attempts=2, max_event_age=Duration.hours(1)))
+
+    def _trust_bucket(self) -> s3.Bucket:
+        bucket = s3.Bucket(
+            self,
+            "Trust",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            versioned=True,  # every trusted metadata version stays recoverable
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "Holds only public TUF metadata, written by the detection function alone; versioning keeps "
+            "every state, and CloudTrail data events can audit access without a second bucket.",
+        )
+        return bucket
+
+    def _detector_statements(self, stack: Stack) -> list[iam.PolicyStatement]:
+        public = stack.format_arn(
+            service="ssm", account="", resource="parameter", resource_name="aws/service/bottlerocket/*"
+        )
+        objects = self.trust.arn_for_objects("trust/*")
+        return [
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[objects]),
+            # Without ListBucket a missing key answers AccessDenied, not NoSuchKey.
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.trust.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["trust/*"]}},
+            ),
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.root.parameter_arn, public]),
+            iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.bus.event_bus_arn]),
+        ]
