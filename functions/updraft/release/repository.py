@@ -137,7 +137,6 @@ def _config(max_metadata_bytes: int) -> UpdaterConfig:
         snapshot_max_length=min(defaults.snapshot_max_length, max_metadata_bytes),
         targets_max_length=min(defaults.targets_max_length, max_metadata_bytes),
         prefix_targets_with_hash=True,  # targets are served as <sha256>.<name>
-        app_user_agent=USER_AGENT,
     )
 
 
