@@ -84,6 +84,28 @@ def publish_public_parameter(name: str, value: str, account: str, region: str) -
     ssm_models.ssm_backends[account][region]._parameters[name] = [parameter]
 
 
+def fire_schedules(account: str, region: str, at: datetime) -> int:
+    """One tick of every scheduled rule (moto stores schedules but never fires them); how many fired."""
+    backend = events_models.events_backends[account][region]
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "detail": {},
+    }
+    fired = 0
+    for bus in backend.event_buses.values():
+        for rule in bus.rules.values():
+            if rule.scheduled_expression and rule.state == "ENABLED":
+                rule.send_to_targets({**event, "resources": [rule.arn]})
+                fired += 1
+    return fired
+
+
 def seed(value: int) -> None:
     """Make moto's generated ids (instances, commands) repeatable."""
     mock_random.seed(value)
@@ -397,6 +419,8 @@ def _eventbridge(clock: VirtualClock) -> list[Any]:
         events_models.events_backends[execution.account_id][execution.region_name].put_events([entry])
 
     def send_to_targets(self: Any, original_event: dict, transform_input: bool = True) -> None:
+        if self.scheduled_expression and original_event.get("detail-type") != "Scheduled Event":
+            return  # moto matches every event against a schedule rule's empty pattern; AWS does not
         ours = [t for t in self.targets if ":lambda:" in t["Arn"] or ":stateMachine:" in t["Arn"]]
         others = [t for t in self.targets if t not in ours]
         if others:

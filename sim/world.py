@@ -23,7 +23,7 @@ from moto import mock_aws
 from sim import moto_wiring
 from sim.bottlerocket import Fault, Repository
 from sim.clock import VirtualClock
-from sim.deploy import REGION, deploy
+from sim.deploy import ACCOUNT, REGION, deploy
 from sim.fleet import Fleet
 
 IAM_PREFIX = {"sfn": "states"}  # botocore's event names use service ids, IAM its own prefixes
@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
     "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+    "no_proxy": "127.0.0.1,localhost",  # the simulated update repository is served on the loopback
 }
 
 
@@ -150,6 +151,10 @@ class World:
             self.fleet.add_host(instance["InstanceId"], az, self.repository.variant, version, faults.get(index, set()))
             ids.append(instance["InstanceId"])
         return ids
+
+    def tick(self) -> int:
+        """Fire every scheduled EventBridge rule once, now (moto never fires them by itself)."""
+        return moto_wiring.fire_schedules(ACCOUNT, REGION, self.clock.now())
 
     def inject(self, instance_id: str, *faults: Fault) -> None:
         self.fleet.hosts[instance_id].faults.update(faults)

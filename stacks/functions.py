@@ -52,6 +52,7 @@ class FunctionSpec:
     releases_lock: bool = False
     step: bool = True  # a task of the rollout state machine (else: invoked by an EventBridge rule)
     memory_mb: int = 512
+    reserved_concurrency: int | None = None
 
     @property
     def construct_id(self) -> str:
@@ -173,6 +174,7 @@ class RolloutFunctions(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             memory_size=spec.memory_mb,
+            reserved_concurrent_executions=spec.reserved_concurrency,
             timeout=Duration.minutes(spec.timeout_minutes),
             role=role,
             layers=[self.powertools],

@@ -47,20 +47,24 @@ class ReleaseWatch(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.bus = events.EventBus(self, "Bus", event_bus_name=f"{stack.stack_name}-releases")
+        # The name, not a Ref, wherever the bus is named: it is fixed, and reads the same everywhere.
+        self.bus_name = f"{stack.stack_name}-releases"
+        self.bus = events.EventBus(self, "Bus", event_bus_name=self.bus_name)
         self.trust = self._trust_bucket()
         root = read_trusted_root(detection)
         self.root = ssm.StringParameter(
             self,
             "TrustedRoot",
+            parameter_name=f"/{stack.stack_name}/trusted-root",
             description="Updraft: the TUF root.json that anchors trust in the Bottlerocket update repository",
             string_value=root,
             tier=ssm.ParameterTier.ADVANCED if len(root) > STANDARD_PARAMETER_LIMIT else ssm.ParameterTier.STANDARD,
         )
         self.detector = functions.add(
-            FunctionSpec("detect_release", timeout_minutes=5, step=False, memory_mb=1024),
+            # One run at a time: the trust store is last-writer-wins.
+            FunctionSpec("detect_release", timeout_minutes=5, step=False, memory_mb=1024, reserved_concurrency=1),
             environment={
-                "EVENT_BUS": self.bus.event_bus_name,
+                "EVENT_BUS": self.bus_name,
                 "TRUST_BUCKET": self.trust.bucket_name,
                 "TRUSTED_ROOT_PARAMETER": self.root.parameter_name,
             },

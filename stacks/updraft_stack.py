@@ -20,7 +20,7 @@ class UpdraftStack(Stack):
         engine = RolloutEngine(self, "RolloutEngine", config=config, ledger=ledger.table, locks=ledger.locks)
         if config.detection:
             watch = ReleaseWatch(self, "ReleaseWatch", detection=config.detection, functions=engine.function_factory)
-            CfnOutput(self, "ReleaseBusName", value=watch.bus.event_bus_name)
+            CfnOutput(self, "ReleaseBusName", value=watch.bus_name)
             CfnOutput(self, "TrustBucketName", value=watch.trust.bucket_name)
 
         CfnOutput(self, "RolloutStateMachineArn", value=engine.state_machine.state_machine_arn)

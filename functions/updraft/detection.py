@@ -20,6 +20,7 @@ from updraft.release import (
     MalformedManifest,
     ScopedTrustStore,
     UntrustedRelease,
+    Version,
     is_withdrawn,
     latest_release,
     parse_manifest,
@@ -82,7 +83,7 @@ def check_repository(
     ledger = ReleaseLedger(env.ledger_table)
     announced, withdrawn = [], []
     latest = latest_release(manifest, variant, repo_arch)
-    if latest:
+    if latest and _newer_than_announced(latest.version, ledger.releases(variant, arch)):
         detail = {
             "variant": variant,
             "arch": arch,
@@ -114,6 +115,13 @@ def check_repository(
         downloaded=[download.url.rsplit("/", 1)[-1] for download in verified.downloads],
         public_version=public_version(variant, arch),
     )
+
+
+def _newer_than_announced(version: Version, releases: list[dict[str, Any]]) -> bool:
+    """Only a release newer than every one announced is new: after a withdrawal the manifest's newest
+    is an older release, which the withdrawal itself covers."""
+    announced = [Version.parse(r["version"]) for r in releases if r.get("announced_available")]
+    return all(version > other for other in announced)
 
 
 def _announce(env: Settings, ledger: ReleaseLedger, detail_type: str, detail: dict[str, Any], now: datetime) -> bool:

@@ -63,3 +63,28 @@ def assert_all_final(records: dict[str, dict[str, Any]]) -> None:
 
 def states(records: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {i: r["state"] for i, r in records.items()}
+
+
+def granted_actions(template: dict, function_logical_id: str) -> set[str]:
+    """Every action the function's role is granted in the template."""
+    resources = template["Resources"]
+    role = resources[function_logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    actions: set[str] = set()
+    for resource in resources.values():
+        roles = resource.get("Properties", {}).get("Roles", [])
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in roles:
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                listed = statement["Action"]
+                actions.update([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def assert_calls_granted(world: World, template: dict[str, Any]) -> None:
+    """Every AWS call a function made in the simulation is allowed by its role in the template."""
+    stack = world.cloudformation.describe_stack_resources(StackName="Updraft")["StackResources"]
+    logical = {
+        r["PhysicalResourceId"]: r["LogicalResourceId"] for r in stack if r["ResourceType"] == "AWS::Lambda::Function"
+    }
+    for function, used in world.calls_by_function.items():
+        missing = used - granted_actions(template, logical[function])
+        assert not missing, f"{logical[function]} calls {sorted(missing)} without a grant"

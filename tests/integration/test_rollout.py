@@ -10,7 +10,7 @@ import pytest
 
 from sim.bottlerocket import Fault
 from sim.world import World
-from tests.integration.conftest import assert_all_final, states, waves_of
+from tests.integration.conftest import assert_all_final, assert_calls_granted, states, waves_of
 
 pytestmark = pytest.mark.integration
 
@@ -292,19 +292,6 @@ def test_state_transitions_grow_with_waves_not_hosts(template):
     assert many < 2 * few, (few, many)
 
 
-def _granted_actions(template: dict, function_logical_id: str) -> set[str]:
-    resources = template["Resources"]
-    role = resources[function_logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
-    actions: set[str] = set()
-    for resource in resources.values():
-        roles = resource.get("Properties", {}).get("Roles", [])
-        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in roles:
-            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
-                listed = statement["Action"]
-                actions.update([listed] if isinstance(listed, str) else listed)
-    return actions
-
-
 def test_every_call_a_function_makes_is_granted_to_its_role(world, template):
     ids = world.launch("web", 6)
     waves = waves_of(world, ids)
@@ -313,14 +300,8 @@ def test_every_call_a_function_makes_is_granted_to_its_role(world, template):
     world.rollout("web", NEW)
     world.wait(world.start({"group": "web", "target_version": NEW}))  # nothing left to do
 
-    stack = world.cloudformation.describe_stack_resources(StackName="Updraft")["StackResources"]
-    logical = {
-        r["PhysicalResourceId"]: r["LogicalResourceId"] for r in stack if r["ResourceType"] == "AWS::Lambda::Function"
-    }
     assert len(world.calls_by_function) == 8  # the seven steps, and the settling of the halted execution
-    for function, used in world.calls_by_function.items():
-        missing = used - _granted_actions(template, logical[function])
-        assert not missing, f"{logical[function]} calls {sorted(missing)} without a grant"
+    assert_calls_granted(world, template)
 
 
 def _settled(world, name: str, timeout: float = 20) -> dict:

@@ -1,0 +1,119 @@
+"""Release detection on moto: a scheduled tick runs the real detector against a signed repository
+served on 127.0.0.1, and announcements reach Updraft's bus (read here through an SQS queue)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from sim.update_repository import UpdateRepository
+from sim.world import World
+from stacks import synthesize
+from tests.integration.conftest import assert_calls_granted
+from updraft.config import UpdraftConfig
+
+pytestmark = pytest.mark.integration
+RELEASED = datetime(2026, 1, 2, 17, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateRepository]:
+    repo = UpdateRepository(tmp_path_factory.mktemp("updates"), "aws-ecs-2")
+    repo.release("1.26.0", RELEASED)
+    yield repo
+    repo.close()
+
+
+@pytest.fixture(scope="module")
+def template(repository: UpdateRepository, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("trust") / "root.json"
+    root.write_bytes(repository.trusted_root)
+    config = UpdraftConfig.model_validate(
+        {
+            "groups": [{"name": "web", "variant": "aws-ecs-2"}],
+            "detection": {
+                "metadata_base_url": repository.metadata_base_url,
+                "targets_base_url": repository.targets_base_url,
+                "trusted_root_file": str(root),
+            },
+        }
+    )
+    return synthesize(config)
+
+
+@pytest.fixture
+def world(template: dict[str, Any]) -> Iterator[World]:
+    with World(template) as simulated:
+        yield simulated
+
+
+def listen(world: World) -> str:
+    """An SQS queue subscribed to everything Updraft announces."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    queue = sqs.create_queue(QueueName="announcements")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = world.outputs["ReleaseBusName"]
+    events.put_rule(Name="listen", EventBusName=bus, EventPattern=json.dumps({"source": ["updraft"]}))
+    events.put_targets(Rule="listen", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+    return queue
+
+
+def announcements(queue: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    for message in messages:
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_a_new_release_is_announced_once_and_an_idle_check_reads_only_the_timestamp(world, repository, template):
+    queue = listen(world)
+    repository.release("1.26.1", RELEASED)
+
+    world.tick()
+    (event,) = announcements(queue)
+    assert event["detail-type"] == "Bottlerocket Release Available"
+    detail = event["detail"]
+    assert (detail["variant"], detail["arch"], detail["version"]) == ("aws-ecs-2", "x86_64", "1.26.1")
+    assert detail["released_at"] == RELEASED.isoformat()
+    assert len(detail["manifest_digest"]) == 64
+
+    repository.server.forget()
+    world.tick()
+    assert announcements(queue) == []
+    assert repository.server.fetched() == ["timestamp.json"]
+    assert_calls_granted(world, template)
+
+
+def test_trust_survives_in_the_bucket_and_a_pulled_release_is_announced_withdrawn(world, repository):
+    queue = listen(world)
+    repository.release("1.26.1", RELEASED)
+    world.tick()
+    announcements(queue)
+    stored = boto3.client("s3").list_objects_v2(Bucket=world.outputs["TrustBucketName"])["Contents"]
+    assert {"trust/aws-ecs-2/x86_64/root.json", "trust/aws-ecs-2/x86_64/timestamp.json"} <= {o["Key"] for o in stored}
+
+    repository.withdraw("1.26.1", back_to="1.26.0")
+    world.tick()
+    (event,) = announcements(queue)
+    assert event["detail-type"] == "Bottlerocket Release Withdrawn"
+    assert event["detail"]["version"] == "1.26.1"
+
+
+def test_a_tampered_manifest_announces_nothing(world, repository):
+    queue = listen(world)
+    repository.release("1.27.0", RELEASED)
+    repository.tamper_manifest()
+
+    world.tick()
+
+    assert announcements(queue) == []
+    releases = world.ledger.query(
+        KeyConditionExpression=boto3.dynamodb.conditions.Key("pk").eq("RELEASES#aws-ecs-2/x86_64")
+    )["Items"]
+    assert "1.27.0" not in {item["version"] for item in releases}
