@@ -60,9 +60,12 @@ class StaticServer:
     def requests(self) -> list[tuple[str, int]]:
         return self._server.requests
 
+    def successful_paths(self) -> list[str]:
+        return [path for path, status in self.requests if status == 200]
+
     def fetched(self) -> list[str]:
         """The file names served successfully, in order."""
-        return [path.rsplit("/", 1)[-1] for path, status in self.requests if status == 200]
+        return [path.rsplit("/", 1)[-1] for path in self.successful_paths()]
 
     def forget(self) -> None:
         self._server.requests.clear()

@@ -9,12 +9,9 @@ clock, so "valid" metadata expires in 2100 and "expired" metadata expired in 200
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from securesystemslib.signer import CryptoSigner, Signer
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
+from sim.update_repository import StaticServer
 from updraft.release import MemoryTrustStore, VerifiedManifest, verify_repository
 
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
@@ -258,47 +256,8 @@ class TufRepository:
         self.write(path, json.dumps(document).encode())
 
 
-class _RecordingServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: Callable[..., Any]) -> None:
-        super().__init__(address, handler)
-        self.requests: list[tuple[str, int]] = []
-
-
-class _RecordingHandler(SimpleHTTPRequestHandler):
-    server: _RecordingServer
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.server.requests.append((self.path, int(code)))
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
-
-
-class Served:
-    """A running HTTP server; `requests` lists (path, status) in order."""
-
-    def __init__(self, directory: Path) -> None:
-        self._server = _RecordingServer(("127.0.0.1", 0), partial(_RecordingHandler, directory=str(directory)))
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def requests(self) -> list[tuple[str, int]]:
-        return self._server.requests
-
-    def successful_paths(self) -> list[str]:
-        return [path for path, status in self.requests if status == 200]
-
-    def forget(self) -> None:
-        self._server.requests.clear()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+# The same recording HTTP server the simulation serves its update repository with.
+Served = StaticServer
 
 
 @pytest.fixture(autouse=True)
