@@ -21,6 +21,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 import traceback
@@ -39,7 +40,6 @@ from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.events import models as events_models
-from moto.events.utils import EventTemplateParser
 from moto.moto_api._internal import mock_random
 from moto.ssm import models as ssm_models
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -450,9 +450,32 @@ def _target_input(target: dict, event: dict) -> Any:
         (match,) = jsonpath_ng.parse(target["InputPath"]).find(event)
         return match.value
     if "InputTransformer" in target:
-        transformer = target["InputTransformer"]
-        return EventTemplateParser.parse(transformer["InputTemplate"], transformer.get("InputPathsMap", {}), event)
+        return _transform(target["InputTransformer"], event)
     return event
+
+
+def _transform(transformer: dict, event: dict) -> Any:
+    """EventBridge's input transformer: a bare `<name>` becomes the JSON value (a string quoted), a
+    `"<name>"` the string, and a placeholder inside a longer string its text (moto quotes nothing)."""
+    values = {}
+    for name, path in transformer.get("InputPathsMap", {}).items():
+        matches = jsonpath_ng.parse(path).find(event)
+        values[name] = matches[0].value if matches else None
+
+    def as_text(name: str) -> str:
+        value = values[name]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    placeholder = re.compile(r"<([\w.-]+)>")
+
+    def fill(piece: str, in_string: bool) -> str:
+        if in_string:  # the text, escaped for its place inside a JSON string
+            return placeholder.sub(lambda m: json.dumps(as_text(m[1]))[1:-1], piece)
+        return placeholder.sub(lambda m: json.dumps(values[m[1]]), piece)
+
+    # Odd pieces are the template's string literals.
+    pieces = re.split(r'("(?:[^"\\]|\\.)*")', transformer["InputTemplate"])
+    return json.loads("".join(fill(piece, index % 2 == 1) for index, piece in enumerate(pieces)))
 
 
 def _invoke_target_function(rule: Any, arn: str, body: str) -> None:

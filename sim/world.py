@@ -193,6 +193,17 @@ class World:
                 raise TimeoutError(f"execution {arn} still running after {timeout} s")
             time.sleep(0.05)
 
+    def wait_all(self, timeout: float = 600) -> list[Execution]:
+        """Wait for every execution of the rollout state machine to end; all of them, oldest first."""
+        arn = self.outputs["RolloutStateMachineArn"]
+        deadline = time.monotonic() + timeout
+        while self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"executions still running after {timeout} s")
+            time.sleep(0.05)
+        listed = self.sfn.list_executions(stateMachineArn=arn)["executions"]
+        return [self.wait(e["executionArn"]) for e in sorted(listed, key=lambda e: e["startDate"])]
+
     def history(self, arn: str) -> list[dict[str, Any]]:
         return self.sfn.get_execution_history(executionArn=arn)["events"]
 

@@ -67,6 +67,7 @@ _LIST_INVOCATIONS = "ssm:ListCommandInvocations"
 _DESCRIBE_MANAGED = "ssm:DescribeInstanceInformation"
 
 FUNCTIONS = (
+    FunctionSpec("check_release", timeout_minutes=1),
     FunctionSpec("acquire_lock", timeout_minutes=1, takes_lock=True),
     FunctionSpec(
         "start_inventory",

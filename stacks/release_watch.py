@@ -12,13 +12,15 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.functions import FunctionSpec, RolloutFunctions
 from stacks.nag import acknowledge
-from updraft.config import Detection
+from updraft.config import Detection, GroupPolicy, UpdraftConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+EVENT_SOURCE = "updraft"  # what the detector's events carry as their source
 STANDARD_PARAMETER_LIMIT = 4096
 
 
@@ -43,13 +45,22 @@ def read_trusted_root(detection: Detection, base: Path = ROOT) -> str:
 
 class ReleaseWatch(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, detection: Detection, functions: RolloutFunctions
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: UpdraftConfig,
+        functions: RolloutFunctions,
+        state_machine: sfn.IStateMachine,
     ) -> None:
+        detection = config.detection
+        assert detection is not None
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         # The name, not a Ref, wherever the bus is named: it is fixed, and reads the same everywhere.
         self.bus_name = f"{stack.stack_name}-releases"
         self.bus = events.EventBus(self, "Bus", event_bus_name=self.bus_name)
+        self.named_bus = events.EventBus.from_event_bus_name(self, "NamedBus", self.bus_name)
         self.trust = self._trust_bucket()
         root = read_trusted_root(detection)
         self.root = ssm.StringParameter(
@@ -89,6 +100,38 @@ class ReleaseWatch(Construct):
             schedule=events.Schedule.expression(detection.schedule),
         )
         schedule.add_target(targets.LambdaFunction(self.detector, retry_attempts=2, max_event_age=Duration.hours(1)))
+        for group in config.groups:
+            if group.auto_rollout:
+                self._start_rollouts(group, state_machine)
+
+    def _start_rollouts(self, group: GroupPolicy, state_machine: sfn.IStateMachine) -> None:
+        """A release of the group's variant and arch starts its rollout; the release policy then decides when."""
+        rule = events.Rule(
+            self,
+            f"Release{group.name.title().replace('-', '')}",
+            description=f"Updraft: start a rollout of group {group.name} when a release of {group.variant} is verified",
+            event_bus=self.named_bus,
+            event_pattern=events.EventPattern(
+                source=[EVENT_SOURCE],
+                detail_type=["Bottlerocket Release Available"],
+                detail={"variant": [group.variant], "arch": [group.arch]},
+            ),
+        )
+        request = {
+            "group": group.name,
+            "target_version": events.EventField.from_path("$.detail.version"),
+            "released_at": events.EventField.from_path("$.detail.released_at"),
+            "requested_by": "release-event",
+        }
+        rule.node.add_dependency(self.bus)
+        rule.add_target(
+            targets.SfnStateMachine(
+                state_machine,
+                input=events.RuleTargetInput.from_object(request),
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
+            )
+        )
 
     def _trust_bucket(self) -> s3.Bucket:
         bucket = s3.Bucket(

@@ -19,7 +19,13 @@ class UpdraftStack(Stack):
         ledger = Ledger(self, "Ledger")
         engine = RolloutEngine(self, "RolloutEngine", config=config, ledger=ledger.table, locks=ledger.locks)
         if config.detection:
-            watch = ReleaseWatch(self, "ReleaseWatch", detection=config.detection, functions=engine.function_factory)
+            watch = ReleaseWatch(
+                self,
+                "ReleaseWatch",
+                config=config,
+                functions=engine.function_factory,
+                state_machine=engine.state_machine,
+            )
             CfnOutput(self, "ReleaseBusName", value=watch.bus_name)
             CfnOutput(self, "TrustBucketName", value=watch.trust.bucket_name)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -168,6 +169,8 @@ class RolloutRequest(Strict):
     group: Annotated[str, Field(pattern=GROUP_NAME)]
     target_version: Annotated[str, Field(pattern=VERSION)]
     requested_by: Annotated[str, Field(max_length=256)] = "operator"
+    # Set when a release announcement starts the rollout: the release policy applies from then on.
+    released_at: datetime | None = None
 
     @field_validator("target_version")
     @classmethod

@@ -19,6 +19,8 @@ from updraft.adapters.aws import chunks
 from updraft.adapters.ledger import Ledger
 from updraft.adapters.lock import GroupLock
 from updraft.config import GroupPolicy, RollbackScope, RolloutRequest
+from updraft.domain.eligibility import Verdict as Eligible
+from updraft.domain.eligibility import decide
 from updraft.domain.gate import Verdict, gate
 from updraft.domain.hosts import (
     Doc,
@@ -63,17 +65,43 @@ def _policy(meta: dict[str, Any]) -> GroupPolicy:
     return GroupPolicy.model_validate_json(meta["policy"])
 
 
-# -- lock -------------------------------------------------------------------------------------------
-def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now: datetime) -> dict[str, Any]:
+# -- request, release policy and lock ---------------------------------------------------------------------
+RECHECK_SECONDS = 3600  # how often a follower looks again whether its leader finished
+MAX_WAIT_SECONDS = 86_400
+
+
+def _validated(env: Settings, request: Any) -> tuple[RolloutRequest, GroupPolicy]:
     try:
         valid = RolloutRequest.model_validate(request)
-        policy = env.config.group(valid.group)
+        return valid, env.config.group(valid.group)
     except ValidationError as error:
         fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors())
         raise InvalidRolloutRequest(fields) from None
     except KeyError:
         known = ", ".join(group.name for group in env.config.groups)
         raise InvalidRolloutRequest(f"group: {valid.group!r} is not configured (configured: {known})") from None
+
+
+def check_release(env: Settings, request: Any, execution_id: str, now: datetime) -> dict[str, Any]:
+    """May this announced release start the group's rollout now, later, or never?"""
+    valid, policy = _validated(env, request)
+    ledger = Ledger(env.ledger_table)
+    leader_done = bool(policy.follows) and ledger.group_finished(str(policy.follows), valid.target_version)
+    released_at = valid.released_at or now
+    decision = decide(policy, valid.target_version, released_at, now, leader_done)
+    result: dict[str, Any] = {"request": request, "verdict": str(decision.verdict), "reason": decision.reason}
+    if decision.verdict is Eligible.WAIT:
+        seconds = (decision.not_before - now).total_seconds() if decision.not_before else RECHECK_SECONDS
+        result["wait_seconds"] = int(min(max(seconds, 1), MAX_WAIT_SECONDS))
+    elif decision.verdict is Eligible.START and not ledger.claim_automatic(
+        valid.group, valid.target_version, execution_id, now.isoformat()
+    ):
+        result |= {"verdict": "duplicate", "reason": "another execution already took this release for the group"}
+    return result
+
+
+def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now: datetime) -> dict[str, Any]:
+    valid, policy = _validated(env, request)
     rollout = Rollout(rollout_id, valid.group, valid.target_version)
     lock = GroupLock(env.lock_table).acquire(
         valid.group, execution_id, {"rollout_id": rollout_id, "acquired_at": now.isoformat()}
@@ -296,6 +324,9 @@ def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any]
     if error:
         fields["error"] = cause
     ledger.update_rollout(rollout.rollout_id, **fields)
+    if outcome in ("succeeded", "nothing-to-do"):
+        # What a group that follows this one waits for.
+        ledger.record_group_outcome(rollout.group, rollout.target_version, outcome, rollout.rollout_id, now.isoformat())
     return {"rollout": rollout.as_state(), "outcome": outcome, "summary": summary}
 
 

@@ -192,11 +192,11 @@ def test_only_acquire_lock_reads_executions_of_its_own_state_machine(function_st
             assert not describe, name
 
 
-def test_state_machine_invokes_exactly_its_seven_step_functions(state_machine_statements, functions):
+def test_state_machine_invokes_exactly_its_eight_step_functions(state_machine_statements, functions):
     (invoke,) = allowed(state_machine_statements, "lambda:InvokeFunction")
     assert invoke["Action"] == ["lambda:InvokeFunction"]
     steps = [f for name, f in functions.items() if name != "on_execution_end"]
-    assert len(steps) == 7
+    assert len(steps) == 8
     assert sorted(invoke["Resource"]) == sorted("{" + f["LogicalId"] + ".Arn}" for f in steps)
 
 

@@ -10,6 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = {
+    "check_release",
     "acquire_lock",
     "start_inventory",
     "plan_waves",
@@ -32,9 +33,9 @@ def test_resource_counts(of_type):
     expected = {
         "AWS::DynamoDB::Table": 2,
         "AWS::SSM::Document": 4,
-        "AWS::Lambda::Function": 8,  # seven steps and the one that settles abnormal ends
+        "AWS::Lambda::Function": 9,  # eight steps and the one that settles abnormal ends
         "AWS::StepFunctions::StateMachine": 1,
-        "AWS::IAM::Role": 9,  # one per function and the state machine's
+        "AWS::IAM::Role": 10,  # one per function and the state machine's
         "AWS::Events::Rule": 1,
     }
     assert {t: len(of_type(t)) for t in expected} == expected

@@ -52,3 +52,17 @@ def test_a_matching_event_starts_the_target_with_its_transformed_input(aws) -> N
 
     (execution,) = executions(sfn, arn)
     assert json.loads(execution["input"]) == {"group": "prod", "target_version": "1.26.1"}
+
+
+def test_the_input_transformer_fills_placeholders_as_eventbridge_does() -> None:
+    event = {"detail": {"version": "1.26.1", "count": 3}}
+    transformer = {
+        "InputPathsMap": {"v": "$.detail.version", "n": "$.detail.count"},
+        "InputTemplate": '{"bare": <v>, "quoted": "<v>", "inside": "to <v> now", "number": <n>}',
+    }
+    assert moto_wiring._transform(transformer, event) == {
+        "bare": "1.26.1",
+        "quoted": "1.26.1",
+        "inside": "to 1.26.1 now",
+        "number": 3,
+    }

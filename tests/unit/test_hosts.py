@@ -209,12 +209,18 @@ def test_rebooting_host_back_online_is_sent_verify_for_the_target() -> None:
     assert step.action == SendDocument(Doc.VERIFY, TARGET)
 
 
-@pytest.mark.parametrize("online", [False, True])
-def test_rebooting_past_the_deadline_fails(online: bool) -> None:
-    step = advance(rebooting(), seen(online=online), at(900), POLICY)
+def test_rebooting_host_still_offline_past_the_deadline_fails_and_is_rebooted_through_ec2() -> None:
+    step = advance(rebooting(), seen(online=False), at(900), POLICY)
     assert step.record.failure == "did not come back within 900 s of the reboot"
     assert step.record.state is HostState.ROLLING_BACK
-    assert step.action == (SendDocument(Doc.ROLLBACK, PREV) if online else RebootThroughEc2())
+    assert step.action == RebootThroughEc2()
+
+
+def test_a_host_found_online_after_the_deadline_is_still_verified() -> None:
+    # Looking late is not the host's fault: its boot id says whether it rebooted.
+    step = advance(rebooting(), seen(online=True), at(5000), POLICY)
+    assert step.record.state is HostState.VERIFYING
+    assert step.action == SendDocument(Doc.VERIFY, TARGET)
 
 
 # -- verifying --------------------------------------------------------------------------------------
@@ -394,6 +400,10 @@ def test_rollback_reboot_that_never_happens_ends_rollback_failed_at_the_deadline
     # online and every verify answers from the same boot. Past the deadline the host must give up.
     record = rolling_back(RollbackStep.REBOOT, deadline=deadline_after(T0, 900))
     step = advance(record, seen(online=True), at(1000), POLICY)
+    assert step.action == SendDocument(Doc.VERIFY, PREV)
+    verifying = step.record.sent(Doc.VERIFY, "c-verify")
+    same_boot = verify_report(version=PREV, expected=PREV, boot_id=record.boot_id)
+    step = advance(verifying, ended(same_boot), at(1001), POLICY)
     assert step.record.state is HostState.ROLLBACK_FAILED
     assert step.action is None
 

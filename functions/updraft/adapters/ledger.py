@@ -59,6 +59,35 @@ class Ledger:
             ConditionExpression="attribute_exists(pk)",
         )
 
+    # -- groups: what each group finished, and which automatic rollout took a release ------------------
+    def record_group_outcome(self, group: str, version: str, outcome: str, rollout_id: str, now: str) -> None:
+        self.table.put_item(
+            Item={
+                "pk": f"GROUP#{group}",
+                "sk": f"VERSION#{version}",
+                "outcome": outcome,
+                "rollout_id": rollout_id,
+                "finished_at": now,
+            }
+        )
+
+    def group_finished(self, group: str, version: str) -> bool:
+        """The group finished a rollout to `version` (or had nothing to update for it)."""
+        item = self.table.get_item(Key={"pk": f"GROUP#{group}", "sk": f"VERSION#{version}"}, ConsistentRead=True)
+        return item.get("Item", {}).get("outcome") in ("succeeded", "nothing-to-do")
+
+    def claim_automatic(self, group: str, version: str, execution_id: str, now: str) -> bool:
+        """One automatic rollout per group and version: False if another execution took it."""
+        try:
+            self.table.put_item(
+                Item={"pk": f"GROUP#{group}", "sk": f"AUTO#{version}", "holder": execution_id, "claimed_at": now},
+                ConditionExpression="attribute_not_exists(pk) OR holder = :me",
+                ExpressionAttributeValues={":me": execution_id},
+            )
+            return True
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+
     # -- hosts -----------------------------------------------------------------------------------
     def put_hosts(self, records: list[HostRecord]) -> None:
         with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:

@@ -264,14 +264,14 @@ def _await_reboot(
 
 
 def _rebooting(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    # A host found back online is verified even when looked at late: its boot id tells if it rebooted.
+    if seen.online:
+        verifying = record.move(HostState.VERIFYING, "agent online, verifying", now)
+        return Step(verifying, SendDocument(Doc.VERIFY, record.target_version))
     if _past(record, now):
-        return fail(
-            record, f"did not come back within {policy.verify_timeout_seconds} s of the reboot", seen, now, policy
-        )
-    if not seen.online:
-        return Step(record)
-    verifying = record.move(HostState.VERIFYING, "agent online, verifying", now)
-    return Step(verifying, SendDocument(Doc.VERIFY, record.target_version))
+        reason = f"did not come back within {policy.verify_timeout_seconds} s of the reboot"
+        return fail(record, reason, seen, now, policy)
+    return Step(record)
 
 
 def _verifying(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
@@ -287,6 +287,8 @@ def _verifying(record: HostRecord, seen: Observation, now: datetime, policy: Gro
     if not isinstance(outcome, VerifyReport):
         return fail(record, f"verify reported {outcome!r}", seen, now, policy)
     if outcome.boot_id == record.boot_id:
+        if _past(record, now):
+            return fail(record, f"did not reboot within {policy.verify_timeout_seconds} s", seen, now, policy)
         # The agent answered before the detached reboot happened: wait for the real reboot.
         return Step(record.move(HostState.REBOOTING, "not rebooted yet", now, command_doc=None, command_id=None))
     reason = verify_verdict(outcome, record.target_version, record.previous_version)
@@ -309,19 +311,18 @@ def _await_status_checks(record: HostRecord, seen: Observation, now: datetime, p
 def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     step = record.rollback_step
     if step in (RollbackStep.RECOVER, RollbackStep.REBOOT):
-        if _past(record, now):
-            return _rollback_failed(
-                record, "did not come back online during the rollback before the deadline; needs attention", now
-            )
-        if seen.online:
-            doc = Doc.ROLLBACK if step is RollbackStep.RECOVER else Doc.VERIFY
-            next_step = RollbackStep.COMMAND if step is RollbackStep.RECOVER else RollbackStep.VERIFY
-            deadline = deadline_after(now, policy.apply_timeout_seconds) if doc is Doc.ROLLBACK else record.deadline
-            moved = record.move(
-                HostState.ROLLING_BACK, f"agent online, sending {doc}", now, rollback_step=next_step, deadline=deadline
-            )
-            return Step(moved, SendDocument(doc, record.previous_version))
-        return Step(record)
+        if not seen.online:
+            if _past(record, now):
+                reason = "did not come back online during the rollback before the deadline; needs attention"
+                return _rollback_failed(record, reason, now)
+            return Step(record)
+        doc = Doc.ROLLBACK if step is RollbackStep.RECOVER else Doc.VERIFY
+        next_step = RollbackStep.COMMAND if step is RollbackStep.RECOVER else RollbackStep.VERIFY
+        deadline = deadline_after(now, policy.apply_timeout_seconds) if doc is Doc.ROLLBACK else record.deadline
+        moved = record.move(
+            HostState.ROLLING_BACK, f"agent online, sending {doc}", now, rollback_step=next_step, deadline=deadline
+        )
+        return Step(moved, SendDocument(doc, record.previous_version))
     outcome = command_outcome(record.command_doc, seen.invocation)
     if outcome is None:
         if _past(record, now):
@@ -338,6 +339,8 @@ def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: 
         )
     if isinstance(outcome, VerifyReport):
         if outcome.boot_id == record.boot_id:
+            if _past(record, now):
+                return _rollback_failed(record, "did not reboot during the rollback before the deadline", now)
             return Step(record.move(HostState.ROLLING_BACK, "not rebooted yet", now, rollback_step=RollbackStep.REBOOT))
         if outcome.version == record.previous_version:
             return _rolled_back(record, now)

@@ -1,0 +1,18 @@
+"""Apply the group's release policy to a rollout that a release announcement started."""
+
+from datetime import datetime
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from updraft import rollout
+from updraft.handlers._common import logger, tracer
+from updraft.settings import settings
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    now = datetime.fromisoformat(event["now"])
+    result = rollout.check_release(settings(), event.get("request"), event["execution_id"], now)
+    logger.info("release policy", extra={k: v for k, v in result.items() if k != "request"})
+    return result

@@ -1,0 +1,106 @@
+"""From a verified release to rollouts: the detector's announcement starts each matching group's
+rollout through its EventBridge rule, and the group's release policy decides when it runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from sim.clock import EPOCH
+from sim.update_repository import UpdateRepository
+from sim.world import World
+from stacks import synthesize
+from updraft.config import UpdraftConfig
+
+pytestmark = pytest.mark.integration
+NEW = "1.26.1"
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateRepository]:
+    repo = UpdateRepository(tmp_path_factory.mktemp("updates"), "aws-ecs-2")
+    repo.release("1.26.0", EPOCH - timedelta(days=30))
+    yield repo
+    repo.close()
+
+
+@pytest.fixture(scope="module")
+def template(repository: UpdateRepository, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("trust") / "root.json"
+    root.write_bytes(repository.trusted_root)
+    groups = [
+        {"name": "staging", "variant": "aws-ecs-2"},
+        {"name": "prod", "variant": "aws-ecs-2", "follows": "staging"},
+        {"name": "slow", "variant": "aws-ecs-2", "min_release_age_hours": 24},
+        {"name": "k8s", "variant": "aws-k8s-1.31"},
+        {"name": "manual", "variant": "aws-ecs-2", "auto_rollout": False},
+    ]
+    detection = {
+        "metadata_base_url": repository.metadata_base_url,
+        "targets_base_url": repository.targets_base_url,
+        "trusted_root_file": str(root),
+    }
+    return synthesize(UpdraftConfig.model_validate({"groups": groups, "detection": detection}))
+
+
+@pytest.fixture
+def world(template: dict[str, Any]) -> Iterator[World]:
+    with World(template) as simulated:
+        yield simulated
+
+
+def rollouts_by_group(world: World, executions: list) -> dict[str, list[dict[str, Any]]]:
+    """The rollouts that really ran (acquired a lock), per group."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for execution in executions:
+        meta = world.rollout_record(execution.name)
+        if meta:
+            found.setdefault(meta["group"], []).append(meta)
+    return found
+
+
+def test_a_release_rolls_out_to_matching_groups_in_policy_order(world, repository):
+    fleets = {group: world.launch(group, 2) for group in ("staging", "prod", "slow", "manual")}
+    repository.release(NEW, EPOCH)
+
+    world.tick()
+    ran = rollouts_by_group(world, world.wait_all())
+
+    assert set(ran) == {"staging", "prod", "slow"}  # not k8s (another variant), not manual (off)
+    (staging,), (prod,), (slow,) = ran["staging"], ran["prod"], ran["slow"]
+    assert {staging["status"], prod["status"], slow["status"]} == {"succeeded"}
+    assert datetime.fromisoformat(prod["started_at"]) >= datetime.fromisoformat(staging["finished_at"])
+    assert datetime.fromisoformat(slow["started_at"]) >= EPOCH + timedelta(hours=24)
+    versions = world.versions()
+    assert {versions[i] for g in ("staging", "prod", "slow") for i in fleets[g]} == {NEW}
+    assert {versions[i] for i in fleets["manual"]} == {"1.26.0"}
+
+
+def test_a_duplicate_announcement_starts_one_rollout(world):
+    world.launch("staging", 2)
+    detail = {
+        "variant": "aws-ecs-2",
+        "arch": "x86_64",
+        "version": NEW,
+        "released_at": EPOCH.isoformat(),
+        "manifest_digest": "0" * 64,
+    }
+    entry = {
+        "EventBusName": world.outputs["ReleaseBusName"],
+        "Source": "updraft",
+        "DetailType": "Bottlerocket Release Available",
+        "Detail": json.dumps(detail),
+    }
+    events = boto3.client("events")
+    events.put_events(Entries=[entry])
+    events.put_events(Entries=[entry])
+
+    ran = rollouts_by_group(world, world.wait_all())
+
+    assert len(ran["staging"]) == 1
+    assert ran["staging"][0]["status"] == "succeeded"
