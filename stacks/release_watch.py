@@ -103,6 +103,24 @@ class ReleaseWatch(Construct):
         for group in config.groups:
             if group.auto_rollout:
                 self._start_rollouts(group, state_machine)
+        self._halt_withdrawn(functions)
+
+    def _halt_withdrawn(self, functions: RolloutFunctions) -> None:
+        # Running rollouts of a pulled release are found through the locks they hold.
+        function = functions.add(
+            FunctionSpec("on_release_withdrawn", timeout_minutes=1, step=False),
+            environment={},
+            statements=[iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[functions.locks.table_arn])],
+        )
+        rule = events.Rule(
+            self,
+            "Withdrawn",
+            description="Updraft: halt and roll back the running rollouts of a withdrawn release",
+            event_bus=self.named_bus,
+            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=["Bottlerocket Release Withdrawn"]),
+        )
+        rule.node.add_dependency(self.bus)
+        rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=Duration.hours(6)))
 
     def _start_rollouts(self, group: GroupPolicy, state_machine: sfn.IStateMachine) -> None:
         """A release of the group's variant and arch starts its rollout; the release policy then decides when."""

@@ -18,10 +18,11 @@ from updraft.adapters import ec2, ssm
 from updraft.adapters.aws import chunks
 from updraft.adapters.ledger import Ledger
 from updraft.adapters.lock import GroupLock
+from updraft.adapters.releases import ReleaseLedger
 from updraft.config import GroupPolicy, RollbackScope, RolloutRequest
+from updraft.domain.eligibility import Eligibility, decide
 from updraft.domain.eligibility import Verdict as Eligible
-from updraft.domain.eligibility import decide
-from updraft.domain.gate import Verdict, gate
+from updraft.domain.gate import GateResult, Verdict, gate
 from updraft.domain.hosts import (
     Doc,
     HostRecord,
@@ -89,6 +90,8 @@ def check_release(env: Settings, request: Any, execution_id: str, now: datetime)
     leader_done = bool(policy.follows) and ledger.group_finished(str(policy.follows), valid.target_version)
     released_at = valid.released_at or now
     decision = decide(policy, valid.target_version, released_at, now, leader_done)
+    if ReleaseLedger(env.ledger_table).withdrawn(policy.variant, policy.arch, valid.target_version):
+        decision = Eligibility(Eligible.SKIP, f"{valid.target_version} was withdrawn")
     result: dict[str, Any] = {"request": request, "verdict": str(decision.verdict), "reason": decision.reason}
     if decision.verdict is Eligible.WAIT:
         seconds = (decision.not_before - now).total_seconds() if decision.not_before else RECHECK_SECONDS
@@ -104,7 +107,9 @@ def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now
     valid, policy = _validated(env, request)
     rollout = Rollout(rollout_id, valid.group, valid.target_version)
     lock = GroupLock(env.lock_table).acquire(
-        valid.group, execution_id, {"rollout_id": rollout_id, "acquired_at": now.isoformat()}
+        valid.group,
+        execution_id,
+        {"rollout_id": rollout_id, "target_version": valid.target_version, "acquired_at": now.isoformat()},
     )
     if lock.acquired:
         Ledger(env.ledger_table).create_rollout(
@@ -269,6 +274,9 @@ def _gate_wave(
         int(meta["planned_hosts"]),
         policy.error_budget,
     )
+    if meta.get("withdrawn"):
+        # A pulled release: stop here and take every host the rollout updated back.
+        result = GateResult(Verdict.HALT, "the release was withdrawn", result.wave_failures, result.total_failures)
     results[wave] = {"failures": result.wave_failures, "verdict": result.verdict, "reason": result.reason}
     fields: dict[str, Any] = {"wave_results": json.dumps(results, sort_keys=True)}
     if result.verdict is Verdict.HALT:
@@ -289,11 +297,10 @@ def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
         if host.state is HostState.PENDING
     ]
     ledger.put_hosts(skipped)
-    in_scope = [
-        host for host in hosts if host.state is HostState.UPDATED and _in_scope(host, policy.rollback_scope, wave)
-    ]
+    scope = RollbackScope.ROLLOUT if meta.get("withdrawn") else policy.rollback_scope
+    in_scope = [host for host in hosts if host.state is HostState.UPDATED and _in_scope(host, scope, wave)]
     connected = ssm.online([host.instance_id for host in in_scope])
-    note = f"rolling back with the halted rollout ({policy.rollback_scope} scope)"
+    note = f"rolling back with the halted rollout ({scope} scope)"
     steps = [
         begin_rollback(host, note, Observation(online=host.instance_id in connected), now, policy) for host in in_scope
     ]
@@ -301,6 +308,17 @@ def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
     ledger.update_rollout(rollout.rollout_id, status="halted-rolling-back")
     progress = {"done": not steps, "next_poll_seconds": policy.poll_interval_seconds, "rolling_back": len(steps)}
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
+
+
+def withdraw(env: Settings, variant: str, arch: str, version: str, now: datetime) -> list[str]:
+    """A release was pulled: flag the running rollouts to it; each halts at its next gate."""
+    groups = {g.name for g in env.config.groups if (g.variant, g.arch) == (variant, arch)}
+    ledger, flagged = Ledger(env.ledger_table), []
+    for lock in GroupLock(env.lock_table).held():
+        if lock["group"] in groups and lock.get("target_version") == version:
+            ledger.update_rollout(lock["rollout_id"], withdrawn=True, withdrawn_at=now.isoformat())
+            flagged.append(lock["rollout_id"])
+    return flagged
 
 
 def _in_scope(host: HostRecord, scope: RollbackScope, wave: int) -> bool:

@@ -4,6 +4,7 @@ rollout through its EventBridge rule, and the group's release policy decides whe
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,3 +105,30 @@ def test_a_duplicate_announcement_starts_one_rollout(world):
 
     assert len(ran["staging"]) == 1
     assert ran["staging"][0]["status"] == "succeeded"
+
+
+def test_a_withdrawn_release_halts_its_running_rollout_and_rolls_back_every_updated_host(world):
+    ids = world.launch("staging", 9)
+    arn = world.start({"group": "staging", "target_version": NEW})
+    name = arn.rsplit(":", 1)[-1]
+    while not any(r["state"] == "updated" for r in world.host_records(name).values()):
+        time.sleep(0.02)
+
+    withdrawal = {"variant": "aws-ecs-2", "arch": "x86_64", "version": NEW, "manifest_digest": "0" * 64}
+    boto3.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": world.outputs["ReleaseBusName"],
+                "Source": "updraft",
+                "DetailType": "Bottlerocket Release Withdrawn",
+                "Detail": json.dumps(withdrawal),
+            }
+        ]
+    )
+    execution = world.wait(arn)
+
+    assert execution.error == "Updraft.RolloutHalted"
+    assert world.rollout_record(name)["halt_reason"] == "the release was withdrawn"
+    records = world.host_records(name)
+    assert {r["state"] for r in records.values()} <= {"rolled-back", "skipped"}
+    assert {world.versions()[i] for i in ids} == {"1.26.0"}

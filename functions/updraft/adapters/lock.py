@@ -41,6 +41,16 @@ class GroupLock:
         except self._conflict:
             return LockState(False, self.table.get_item(Key={"group": group}).get("Item", {}).get("holder", ""))
 
+    def held(self) -> list[dict]:
+        """Every lock held now: one per group with a rollout running (a handful of items)."""
+        items, start = [], None
+        while True:
+            page = self.table.scan(ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
+            items += page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
     def release(self, group: str, holder: str) -> bool:
         """Release the lock if `holder` still has it; False if someone else (or nobody) does."""
         try:

@@ -58,6 +58,10 @@ class ReleaseLedger:
             ExpressionAttributeValues={":now": now.isoformat()},
         )
 
+    def withdrawn(self, variant: str, arch: str, version: str) -> bool:
+        item = self.table.get_item(Key={"pk": _pk(variant, arch), "sk": version}).get("Item", {})
+        return "announced_withdrawn" in item
+
     def releases(self, variant: str, arch: str) -> list[dict[str, Any]]:
         items, start = [], None
         while True:
