@@ -14,11 +14,10 @@ def main() -> None:
 
 @app.command()
 def simulate(
-    hosts: int = typer.Option(30, min=1, help="Hosts in the simulated fleet."),
-    group: str = typer.Option("staging", help="The cdk.json group to roll out."),
+    hosts: int = typer.Option(30, min=1, help="Hosts per group in the simulated fleet."),
     seed: int = typer.Option(7, help="The simulation's seed."),
 ) -> None:
     """Run the real pipeline for this cdk.json against a simulated fleet (no AWS account needed)."""
     from sim.demo import run  # the simulation needs the dev dependencies; import it only here
 
-    raise typer.Exit(run(hosts, group, seed))
+    raise typer.Exit(run(hosts, seed))

@@ -1,22 +1,32 @@
-"""The demo: Updraft, as `cdk deploy` would ship it for this cdk.json, rolling out on a simulated fleet.
+"""The demo: Updraft, as `cdk deploy` would ship it for this cdk.json, on a simulated fleet.
 
-1. A good release goes to 30 hosts in 3 AZs in growing waves; one host's update fails, it is
-   rolled back through the update API, and the rollout goes on.
-2. A bad release fails its canary: the error budget is spent, the rollout halts, no other host
-   is touched, and the canary is rolled back.
+A local signed update repository (real TUF metadata, RSA-PSS keys) stands in for Bottlerocket's.
+1. Release 1.26.1 is published: the scheduled detector verifies it and announces it; staging rolls
+   out in growing waves (one host's update fails and is rolled back through the update API), then
+   prod, which follows staging, takes it.
+2. Release 1.27.0 is published; its image fails to boot. Staging's canary fails, the error budget is
+   spent, the rollout halts and rolls back; prod never starts it.
 No AWS account, no network: moto plays AWS, and simulated Bottlerocket hosts run the real SSM
 documents.
 """
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before jsii starts
+
 import argparse
+import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import warnings
 from collections import Counter, defaultdict
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group
@@ -25,13 +35,15 @@ from rich.panel import Panel
 from rich.table import Table
 
 from sim.bottlerocket import Fault
+from sim.clock import EPOCH
 from sim.report import figures
+from sim.update_repository import UpdateRepository
 from sim.world import World
 from stacks import config_from_cdk_json, synthesize
+from updraft.config import Detection, UpdraftConfig
 from updraft.domain.waves import Candidate, plan_waves
 
 GOOD, BAD = "1.26.1", "1.27.0"
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 STATE_STYLE = {
     "pending": "dim",
     "applying": "yellow",
@@ -71,21 +83,32 @@ def wave_table(world: World, rollout_id: str, title: str) -> Table:
     return table
 
 
-def watch(world: World, console: Console, group: str, version: str) -> Any:
-    """Start a rollout and draw its waves until it ends."""
-    arn = world.start({"group": group, "target_version": version, "requested_by": "demo"})
-    rollout_id = arn.rsplit(":", 1)[-1]
-    title = f"{group} -> {version}"
+def watch_all(world: World, console: Console, title: str, before: set[str]) -> list[Any]:
+    """Draw the waves of every execution not in `before` until none runs; those executions, oldest first."""
+    arn = world.outputs["RolloutStateMachineArn"]
     with Live(console=console, refresh_per_second=8, transient=False) as live:
         while True:
-            status = world.sfn.describe_execution(executionArn=arn)["status"]
-            minutes = world.clock.seconds / 60
-            live.update(Group(wave_table(world, rollout_id, f"{title}   [dim]simulated time {minutes:5.1f} min[/]")))
-            if status != "RUNNING":
+            listed = [
+                e for e in world.sfn.list_executions(stateMachineArn=arn)["executions"] if e["name"] not in before
+            ]
+            views = [f"{title}   [dim]simulated time {world.clock.seconds / 60:6.1f} min[/]"]
+            views += [_execution_view(world, e) for e in sorted(listed, key=lambda e: e["startDate"])]
+            live.update(Group(*views))
+            if not any(e["status"] == "RUNNING" for e in listed):
                 break
-            time.sleep(0.15)
+            time.sleep(0.2)
     console.print()
-    return world.wait(arn)
+    return [e for e in world.wait_all() if e.name not in before]
+
+
+def _execution_view(world: World, execution: dict[str, Any]) -> Any:
+    meta = world.rollout_record(execution["name"])
+    if meta:
+        return wave_table(world, execution["name"], f"{meta['group']} -> {meta['target_version']}: {meta['status']}")
+    request = world.sfn.describe_execution(executionArn=execution["executionArn"])
+    group = json.loads(request["input"]).get("group", "?")
+    state = "waiting on its release policy" if execution["status"] == "RUNNING" else "not started by its policy"
+    return f"[dim]{group}: {state}[/]"
 
 
 def attention_table(world: World, rollout_id: str) -> Table | None:
@@ -139,56 +162,94 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
-def run(hosts: int, group: str, seed: int) -> int:
+def with_repository(config: UpdraftConfig, repository: UpdateRepository, root_file: Path) -> UpdraftConfig:
+    detection = Detection(
+        metadata_base_url=repository.metadata_base_url,
+        targets_base_url=repository.targets_base_url,
+        trusted_root_file=str(root_file),
+        schedule="rate(1 hour)",
+    )
+    return config.model_copy(update={"detection": detection})
+
+
+def publish(world: World, console: Console, repository: UpdateRepository, version: str) -> list[Any]:
+    repository.release(version, world.clock.now())
+    console.rule(f"release {version} published; the scheduled detector runs")
+    before = {e.name for e in world.wait_all()}
+    world.tick()
+    executions = watch_all(world, console, f"release {version}", before)
+    for execution in executions:
+        if world.rollout_record(execution.name):
+            summary(world, console, execution)
+    return executions
+
+
+def run(hosts: int, seed: int) -> int:
     quiet()
     console = Console()
-    config = config_from_cdk_json()
-    policy = config.group(group)
-    console.print("[bold]Updraft demo[/]: synthesizing the stack for cdk.json and deploying it into moto ...")
+    base = config_from_cdk_json()
+    console.print("[bold]Updraft demo[/]: a signed update repository on 127.0.0.1, the stack for cdk.json in moto ...")
+    with tempfile.TemporaryDirectory(prefix="updraft-demo-") as scratch:
+        repository = UpdateRepository(Path(scratch) / "updates", base.groups[0].variant)
+        try:
+            repository.release("1.26.0", EPOCH - timedelta(days=30))
+            root = Path(scratch) / "root.json"
+            root.write_bytes(repository.trusted_root)
+            config = with_repository(base, repository, root)
+            return _run(config, repository, hosts, seed, console)
+        finally:
+            repository.close()
+
+
+def _run(config: UpdraftConfig, repository: UpdateRepository, hosts: int, seed: int, console: Console) -> int:
     template = synthesize(config)
-    with World(
-        template, tag_key=config.tag_key, releases=("1.26.0", GOOD, BAD), seed=seed, lambda_log_level="ERROR"
-    ) as world:
+    releases = ("1.26.0", GOOD, BAD)
+    with World(template, tag_key=config.tag_key, releases=releases, seed=seed, lambda_log_level="ERROR") as world:
         world.repository.bad_releases[BAD] = Fault.BOOT_FALLBACK
-        ids = world.launch(group, hosts, version="1.26.0")
+        fleets = {group.name: world.launch(group.name, hosts, version="1.26.0") for group in config.groups}
+        first = config.groups[0]
         order = plan_waves(
-            [Candidate(world.fleet.hosts[i].az, i) for i in ids],
-            policy.canary_size,
-            policy.wave_growth,
-            policy.max_wave_size,
+            [Candidate(world.fleet.hosts[i].az, i) for i in fleets[first.name]],
+            first.canary_size,
+            first.wave_growth,
+            first.max_wave_size,
         )
         victim = order[min(3, len(order) - 1)][0].instance_id
         world.inject(victim, Fault.APPLY_FAILS)
-        zones = len({world.fleet.hosts[i].az for i in ids})
+        all_hosts = [i for ids in fleets.values() for i in ids]
         console.print(
-            f"Fleet: {hosts} Bottlerocket hosts tagged {config.tag_key}={group} in {zones} AZs, "
-            f"running {fleet_versions(world, ids)}. Host {victim} has a full disk.\n"
+            f"Fleet: {', '.join(f'{len(ids)} hosts in group {g}' for g, ids in fleets.items())}, 3 AZs, "
+            f"running {fleet_versions(world, all_hosts)}. Host {victim} ({first.name}) has a full disk.\n"
         )
-        console.rule(f"1. release {GOOD}")
-        first = watch(world, console, group, GOOD)
-        summary(world, console, first)
-        console.print(f"fleet now runs: {fleet_versions(world, ids)}\n")
+        good = publish(world, console, repository, GOOD)
+        console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
+        bad = publish(world, console, repository, BAD)
+        console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
+        return 0 if _as_expected(world, config, good, bad, victim) else 1
 
-        console.rule(f"2. release {BAD}: its new image fails to boot")
-        second = watch(world, console, group, BAD)
-        summary(world, console, second)
-        console.print(f"fleet now runs: {fleet_versions(world, ids)}\n")
 
-        good = first.status == "SUCCEEDED" and world.versions()[victim] == "1.26.0"
-        halted = second.error == "Updraft.RolloutHalted" and BAD not in world.versions().values()
-        if not (good and halted):
-            console.print("[bold red]the demo did not end as expected[/]")
-            return 1
-    return 0
+def _as_expected(world: World, config: UpdraftConfig, good: list[Any], bad: list[Any], victim: str) -> bool:
+    """Every group took the good release; the bad one halted on the first group's canary, nowhere else."""
+    ran_good = [meta for e in good if (meta := world.rollout_record(e.name))]
+    ran_bad = [meta for e in bad if (meta := world.rollout_record(e.name))]
+    expected = (
+        {m["group"] for m in ran_good} == {g.name for g in config.groups if g.auto_rollout}
+        and {m["status"] for m in ran_good} == {"succeeded"}
+        and [m["status"] for m in ran_bad] == ["halted"]
+        and world.versions()[victim] == "1.26.0"
+        and BAD not in world.versions().values()
+    )
+    if not expected:
+        Console().print("[bold red]the demo did not end as expected[/]")
+    return expected
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hosts", type=int, default=30, help="hosts in the simulated fleet (default 30)")
-    parser.add_argument("--group", default="staging", help="the cdk.json group to roll out (default staging)")
+    parser.add_argument("--hosts", type=int, default=30, help="hosts per group in the simulated fleet (default 30)")
     parser.add_argument("--seed", type=int, default=7, help="the simulation's seed (default 7)")
     args = parser.parse_args(argv)
-    return run(args.hosts, args.group, args.seed)
+    return run(args.hosts, args.seed)
 
 
 if __name__ == "__main__":

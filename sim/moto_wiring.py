@@ -49,6 +49,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 
 from sim.clock import VirtualClock
 from sim.fleet import Fleet, SimulatedApiError, load_document
@@ -135,7 +136,7 @@ def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> l
 # -- virtual time -------------------------------------------------------------------------------------
 def _virtual_time(clock: VirtualClock) -> list[Any]:
     def wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
-        clock.advance(wait_seconds)
+        clock.sleep(wait_seconds)
 
     class VirtualDatetime:
         @staticmethod
@@ -147,7 +148,7 @@ def _virtual_time(clock: VirtualClock) -> list[Any]:
     return [
         mock.patch.object(botocore_endpoint, "time", backoff),
         mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
-        mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.advance, time=lambda: clock.seconds)),
+        mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.sleep, time=lambda: clock.seconds)),
         mock.patch.object(state_module, "datetime", entered_time),
     ]
 
@@ -395,10 +396,12 @@ def _cloudformation() -> list[Any]:
 # -- EventBridge ------------------------------------------------------------------------------------------
 def _eventbridge(clock: VirtualClock) -> list[Any]:
     original_terminated = BaseExecutionWorkerCommunication.terminated
+    original_start = ParserExecution.start
     original_send = events_models.Rule.send_to_targets
 
     def terminated(self: BaseExecutionWorkerCommunication) -> None:
         original_terminated(self)
+        clock.execution_ended()
         execution = self.execution
         detail = {
             "executionArn": execution.exec_arn,
@@ -436,7 +439,12 @@ def _eventbridge(clock: VirtualClock) -> list[Any]:
                 backend = parser_models.stepfunctions_parser_backends[self.account_id][self.region_name]
                 backend.start_execution(target["Arn"], None, body)
 
+    def start(self: Any) -> None:
+        clock.execution_started()
+        original_start(self)
+
     return [
+        mock.patch.object(ParserExecution, "start", start),
         mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated),
         mock.patch.object(events_models.Rule, "send_to_targets", send_to_targets),
     ]

@@ -87,9 +87,8 @@ def check_release(env: Settings, request: Any, execution_id: str, now: datetime)
     """May this announced release start the group's rollout now, later, or never?"""
     valid, policy = _validated(env, request)
     ledger = Ledger(env.ledger_table)
-    leader_done = bool(policy.follows) and ledger.group_finished(str(policy.follows), valid.target_version)
-    released_at = valid.released_at or now
-    decision = decide(policy, valid.target_version, released_at, now, leader_done)
+    leader = ledger.group_outcome(policy.follows, valid.target_version) if policy.follows else None
+    decision = decide(policy, valid.target_version, valid.released_at or now, now, leader)
     if ReleaseLedger(env.ledger_table).withdrawn(policy.variant, policy.arch, valid.target_version):
         decision = Eligibility(Eligible.SKIP, f"{valid.target_version} was withdrawn")
     result: dict[str, Any] = {"request": request, "verdict": str(decision.verdict), "reason": decision.reason}
@@ -342,9 +341,8 @@ def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any]
     if error:
         fields["error"] = cause
     ledger.update_rollout(rollout.rollout_id, **fields)
-    if outcome in ("succeeded", "nothing-to-do"):
-        # What a group that follows this one waits for.
-        ledger.record_group_outcome(rollout.group, rollout.target_version, outcome, rollout.rollout_id, now.isoformat())
+    # What a group that follows this one waits for.
+    ledger.record_group_outcome(rollout.group, rollout.target_version, outcome, rollout.rollout_id, now.isoformat())
     return {"rollout": rollout.as_state(), "outcome": outcome, "summary": summary}
 
 
@@ -364,6 +362,7 @@ def settle(env: Settings, rollout: Rollout, execution_id: str, status: str, now:
         )
         outcome = {"ABORTED": "aborted", "TIMED_OUT": "timed-out"}.get(status, "failed")
         ledger.update_rollout(rollout.rollout_id, status=outcome, finished_at=now.isoformat(), error=cause)
+        ledger.record_group_outcome(rollout.group, rollout.target_version, outcome, rollout.rollout_id, now.isoformat())
     released = GroupLock(env.lock_table).release(rollout.group, execution_id)
     return {"rollout": rollout.as_state(), "already_recorded": recorded, "lock_released": released}
 

@@ -15,22 +15,27 @@ def policy(**fields: object) -> GroupPolicy:
 
 
 def test_a_release_starts_at_once_by_default() -> None:
-    assert decide(policy(), "1.26.1", RELEASED, RELEASED, leader_finished=False).verdict is Verdict.START
+    assert decide(policy(), "1.26.1", RELEASED, RELEASED, leader_outcome=None).verdict is Verdict.START
 
 
 def test_a_young_release_waits_until_it_has_soaked() -> None:
-    result = decide(policy(min_release_age_hours=48), "1.26.1", RELEASED, RELEASED + timedelta(hours=47), False)
+    result = decide(policy(min_release_age_hours=48), "1.26.1", RELEASED, RELEASED + timedelta(hours=47), None)
     assert result.verdict is Verdict.WAIT
     assert result.not_before == RELEASED + timedelta(hours=48)
-    later = decide(policy(min_release_age_hours=48), "1.26.1", RELEASED, RELEASED + timedelta(hours=48), False)
+    later = decide(policy(min_release_age_hours=48), "1.26.1", RELEASED, RELEASED + timedelta(hours=48), None)
     assert later.verdict is Verdict.START
+
+
+def test_a_follower_skips_a_release_its_leader_halted_on() -> None:
+    result = decide(policy(follows="staging"), "1.26.1", RELEASED, RELEASED, leader_outcome="halted")
+    assert result.verdict is Verdict.SKIP and "did not finish 1.26.1 (halted)" in result.reason
 
 
 def test_a_follower_waits_for_its_leader_then_starts() -> None:
     follower = policy(follows="staging")
-    waiting = decide(follower, "1.26.1", RELEASED, RELEASED, leader_finished=False)
+    waiting = decide(follower, "1.26.1", RELEASED, RELEASED, leader_outcome=None)
     assert waiting.verdict is Verdict.WAIT and "staging" in waiting.reason and waiting.not_before is None
-    assert decide(follower, "1.26.1", RELEASED, RELEASED, leader_finished=True).verdict is Verdict.START
+    assert decide(follower, "1.26.1", RELEASED, RELEASED, leader_outcome="succeeded").verdict is Verdict.START
 
 
 @pytest.mark.parametrize(
@@ -42,7 +47,7 @@ def test_a_follower_waits_for_its_leader_then_starts() -> None:
     ],
 )
 def test_policy_can_skip_a_release_for_good(fields: dict, reason: str) -> None:
-    result = decide(policy(**fields), "1.26.1", RELEASED, RELEASED + timedelta(days=30), leader_finished=True)
+    result = decide(policy(**fields), "1.26.1", RELEASED, RELEASED + timedelta(days=30), leader_outcome="succeeded")
     assert result.verdict is Verdict.SKIP and reason in result.reason
 
 

@@ -71,10 +71,10 @@ class Ledger:
             }
         )
 
-    def group_finished(self, group: str, version: str) -> bool:
-        """The group finished a rollout to `version` (or had nothing to update for it)."""
+    def group_outcome(self, group: str, version: str) -> str | None:
+        """How the group's last rollout to `version` ended, if one did."""
         item = self.table.get_item(Key={"pk": f"GROUP#{group}", "sk": f"VERSION#{version}"}, ConsistentRead=True)
-        return item.get("Item", {}).get("outcome") in ("succeeded", "nothing-to-do")
+        return item.get("Item", {}).get("outcome")
 
     def claim_automatic(self, group: str, version: str, execution_id: str, now: str) -> bool:
         """One automatic rollout per group and version: False if another execution took it."""

@@ -22,10 +22,14 @@ class Eligibility:
     not_before: datetime | None = None
 
 
+FINISHED = frozenset({"succeeded", "nothing-to-do"})
+
+
 def decide(
-    policy: GroupPolicy, version: str, released_at: datetime, now: datetime, leader_finished: bool
+    policy: GroupPolicy, version: str, released_at: datetime, now: datetime, leader_outcome: str | None
 ) -> Eligibility:
-    """`leader_finished`: the group this one follows (if any) finished this version successfully."""
+    """`leader_outcome`: how the group this one follows (if any) ended its rollout to this version,
+    None while it has not ended one."""
     if not policy.auto_rollout:
         return Eligibility(Verdict.SKIP, "automatic rollouts are off for this group")
     if version in policy.deny_versions:
@@ -35,6 +39,8 @@ def decide(
     soaked_at = released_at + timedelta(hours=policy.min_release_age_hours)
     if now < soaked_at:
         return Eligibility(Verdict.WAIT, f"{version} soaks until {soaked_at.isoformat()}", soaked_at)
-    if policy.follows and not leader_finished:
+    if policy.follows and leader_outcome is None:
         return Eligibility(Verdict.WAIT, f"waiting for group {policy.follows} to finish {version}")
+    if policy.follows and leader_outcome not in FINISHED:
+        return Eligibility(Verdict.SKIP, f"group {policy.follows} did not finish {version} ({leader_outcome})")
     return Eligibility(Verdict.START, f"{version} is eligible")
