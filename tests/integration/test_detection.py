@@ -11,10 +11,13 @@ from typing import Any
 import boto3
 import pytest
 
+from sim.deploy import ACCOUNT, REGION
+from sim.moto_wiring import publish_public_parameter
 from sim.update_repository import UpdateRepository
 from sim.world import World
 from stacks import synthesize
 from tests.integration.conftest import assert_calls_granted
+from updraft import detection
 from updraft.config import UpdraftConfig
 
 pytestmark = pytest.mark.integration
@@ -117,3 +120,13 @@ def test_a_tampered_manifest_announces_nothing(world, repository):
         KeyConditionExpression=boto3.dynamodb.conditions.Key("pk").eq("RELEASES#aws-ecs-2/x86_64")
     )["Items"]
     assert "1.27.0" not in {item["version"] for item in releases}
+
+
+def test_the_public_parameter_is_read_and_compared_never_trusted(world):
+    assert detection.public_version("aws-ecs-2", "x86_64") is None  # absent: nothing to compare
+    publish_public_parameter(
+        "/aws/service/bottlerocket/aws-ecs-2/x86_64/latest/image_version", "1.26.0-d93bb1b1", ACCOUNT, REGION
+    )
+    assert detection.public_version("aws-ecs-2", "x86_64") == "1.26.0"
+    report = detection.RepositoryReport("aws-ecs-2", "x86_64", "1.26.1", [], [], 0, [], public_version="1.26.0")
+    assert report.public_disagrees
