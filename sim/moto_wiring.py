@@ -58,8 +58,9 @@ MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 PAGE_LIMIT = 50
 LOG = logging.getLogger("sim")
 
-# In-process Lambda invocations share os.environ: one at a time.
-_LAMBDA_LOCK = threading.Lock()
+# In-process Lambda invocations share os.environ: one at a time, except that a function may invoke
+# another in its own thread (an event it publishes reaches a Lambda target).
+_LAMBDA_LOCK = threading.RLock()
 _RUNNING = threading.local()
 
 
@@ -192,7 +193,7 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
         }
         payload = event if isinstance(event, dict) else json.loads(event or "{}")
         with _LAMBDA_LOCK, _environment(environment):
-            _RUNNING.name = self.function_name
+            caller, _RUNNING.name = running_function(), self.function_name
             try:
                 handler = getattr(importlib.import_module(module_name), function_name)
                 return json.dumps(handler(payload, _Context(self)), default=str), False, ""
@@ -204,7 +205,7 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
                 }
                 return json.dumps(body), True, ""
             finally:
-                _RUNNING.name = None
+                _RUNNING.name = caller
 
     return invoke
 
