@@ -143,12 +143,22 @@ class UpdateRepository:
         path = self.targets_dir / f"{target.hashes['sha256']}.manifest.json"
         path.write_bytes(path.read_bytes().replace(b'"max_version"', b'"max_version" ', 1))
 
+    def expire_timestamp(self) -> None:
+        """A validly signed timestamp that has run out (a freeze attack, or a stalled release process)."""
+        self.timestamp.signed.expires = datetime(2001, 1, 1, tzinfo=UTC)
+        self._write_role("timestamp")
+
+    def sign_timestamp_with_another_key(self) -> None:
+        """A new timestamp signed by a key the root does not trust."""
+        self._write_role("timestamp", signer=rsa_key())
+
     # -- TUF ---------------------------------------------------------------------------------------
     def _publish_manifest(self, max_version: str) -> None:
         data = self.manifest(max_version)
         target = TargetFile.from_data("manifest.json", data, ["sha256"])
         (self.targets_dir / f"{target.hashes['sha256']}.manifest.json").write_bytes(data)
         self.targets.signed.targets["manifest.json"] = target
+        self.timestamp.signed.expires = FAR_FUTURE  # a release process repairs an expired timestamp
         for role in ONLINE_ROLES:
             self._write_role(role)
 
@@ -168,7 +178,7 @@ class UpdateRepository:
         (self.metadata_dir / f"{self.root.signed.version}.root.json").write_bytes(data)
         return data
 
-    def _write_role(self, role: str) -> None:
+    def _write_role(self, role: str, signer: Signer | None = None) -> None:
         metadata = {"targets": self.targets, "snapshot": self.snapshot, "timestamp": self.timestamp}[role]
         if role in self._published:
             metadata.signed.version += 1
@@ -177,7 +187,7 @@ class UpdateRepository:
             self.snapshot.signed.meta["targets.json"] = self._meta(self.targets, "targets")
         if role == "timestamp":
             self.timestamp.signed.snapshot_meta = self._meta(self.snapshot, "snapshot")
-        metadata.sign(self.online)
+        metadata.sign(signer or self.online)
         (self.metadata_dir / self._file(role, metadata)).write_bytes(metadata.to_bytes(JSONSerializer()))
 
     def _meta(self, metadata: Metadata, role: str) -> MetaFile:

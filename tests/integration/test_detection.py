@@ -108,12 +108,16 @@ def test_trust_survives_in_the_bucket_and_a_pulled_release_is_announced_withdraw
     assert event["detail"]["version"] == "1.26.1"
 
 
-def test_a_tampered_manifest_announces_nothing(world, repository):
+@pytest.mark.parametrize("attack", ["tamper_manifest", "expire_timestamp", "sign_timestamp_with_another_key"])
+def test_an_untrusted_repository_announces_nothing(world, repository, attack, caplog):
     queue = listen(world)
     repository.release("1.27.0", RELEASED)
-    repository.tamper_manifest()
+    getattr(repository, attack)()
 
     world.tick()
+
+    (failure,) = [r.getMessage() for r in caplog.records if "DetectRelease" in r.getMessage()]
+    assert "ReleaseCheckFailed" in failure and "UntrustedRelease" in failure
 
     assert announcements(queue) == []
     releases = world.ledger.query(
