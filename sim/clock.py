@@ -51,6 +51,12 @@ class VirtualClock:
         with self._changed:
             self._running = max(0, self._running - 1)
             self._jump_if_all_asleep()
+            self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (in real time) until no execution is running; False if some still are."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._running == 0, timeout)
 
     def sleep(self, seconds: float) -> None:
         """An execution sleeps `seconds` of virtual time."""

@@ -400,27 +400,16 @@ def _eventbridge(clock: VirtualClock) -> list[Any]:
     original_start = ParserExecution.start
     original_send = events_models.Rule.send_to_targets
 
+    def start(self: Any) -> None:
+        clock.execution_started()
+        original_start(self)
+
     def terminated(self: BaseExecutionWorkerCommunication) -> None:
-        original_terminated(self)
-        clock.execution_ended()
-        execution = self.execution
-        detail = {
-            "executionArn": execution.exec_arn,
-            "stateMachineArn": execution.state_machine_arn,
-            "name": execution.name,
-            "status": execution.exec_status.value,
-            "input": json.dumps(execution.input_data),
-            "error": execution.error,
-            "cause": execution.cause,
-        }
-        entry = {
-            "Source": "aws.states",
-            "DetailType": "Step Functions Execution Status Change",
-            "Detail": json.dumps(detail),
-            "Time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "Resources": [execution.exec_arn],
-        }
-        events_models.events_backends[execution.account_id][execution.region_name].put_events([entry])
+        try:
+            original_terminated(self)
+            _publish_status_change(self.execution, clock)
+        finally:
+            clock.execution_ended()  # last: the harness waits for it before undoing these patches
 
     def send_to_targets(self: Any, original_event: dict, transform_input: bool = True) -> None:
         if self.scheduled_expression and original_event.get("detail-type") != "Scheduled Event":
@@ -440,15 +429,32 @@ def _eventbridge(clock: VirtualClock) -> list[Any]:
                 backend = parser_models.stepfunctions_parser_backends[self.account_id][self.region_name]
                 backend.start_execution(target["Arn"], None, body)
 
-    def start(self: Any) -> None:
-        clock.execution_started()
-        original_start(self)
-
     return [
         mock.patch.object(ParserExecution, "start", start),
         mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated),
         mock.patch.object(events_models.Rule, "send_to_targets", send_to_targets),
     ]
+
+
+def _publish_status_change(execution: Any, clock: VirtualClock) -> None:
+    """What Step Functions sends to the default bus when an execution ends."""
+    detail = {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": execution.exec_status.value,
+        "input": json.dumps(execution.input_data),
+        "error": execution.error,
+        "cause": execution.cause,
+    }
+    entry = {
+        "Source": "aws.states",
+        "DetailType": "Step Functions Execution Status Change",
+        "Detail": json.dumps(detail),
+        "Time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Resources": [execution.exec_arn],
+    }
+    events_models.events_backends[execution.account_id][execution.region_name].put_events([entry])
 
 
 def _target_input(target: dict, event: dict) -> Any:

@@ -101,6 +101,7 @@ class World:
     def __exit__(self, *exc: object) -> None:
         try:
             self._stop_running()
+            self.clock.wait_idle(timeout=30)  # their last steps still need the patches
         finally:
             self._wiring.__exit__(None, None, None)
             self._mock.stop()
