@@ -22,11 +22,23 @@ from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Tar
 from tuf.api.serialization.json import JSONSerializer
 
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)  # python-tuf checks expiry against the real clock
+# Publishing order: each role's file is described by the next one's meta.
 ONLINE_ROLES = ("targets", "snapshot", "timestamp")
 
 
 def rsa_key() -> Signer:
     return CryptoSigner.generate_rsa(scheme="rsassa-pss-sha256", size=3072)
+
+
+def bottlerocket_root(root_signers: list[Signer], online: Signer) -> Metadata[Root]:
+    """Version 1 of a root shaped like Bottlerocket's: root threshold 2, one online key for the rest."""
+    root = Root(expires=FAR_FUTURE, consistent_snapshot=True)
+    for signer in root_signers:
+        root.add_key(signer.public_key, Root.type)
+    root.roles[Root.type].threshold = 2
+    for role in ONLINE_ROLES:
+        root.add_key(online.public_key, role)
+    return Metadata(root)
 
 
 class _RecordingServer(ThreadingHTTPServer):
@@ -89,7 +101,7 @@ class UpdateRepository:
         self.root_signers = [rsa_key() for _ in range(root_keys)]
         self.online = rsa_key()
         self.releases: dict[str, dict[str, Any]] = {}
-        self.root = self._root()
+        self.root = bottlerocket_root(self.root_signers, self.online)
         self.targets = Metadata(Targets(expires=FAR_FUTURE))
         self.snapshot = Metadata(Snapshot(expires=FAR_FUTURE))
         self.timestamp = Metadata(Timestamp(expires=FAR_FUTURE))
@@ -161,15 +173,6 @@ class UpdateRepository:
         self.timestamp.signed.expires = FAR_FUTURE  # a release process repairs an expired timestamp
         for role in ONLINE_ROLES:
             self._write_role(role)
-
-    def _root(self) -> Metadata[Root]:
-        root = Root(expires=FAR_FUTURE, consistent_snapshot=True)
-        for signer in self.root_signers:
-            root.add_key(signer.public_key, Root.type)
-        root.roles[Root.type].threshold = 2
-        for role in ONLINE_ROLES:
-            root.add_key(self.online.public_key, role)
-        return Metadata(root)
 
     def _write_root(self) -> bytes:
         for signer in self.root_signers:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks import synthesize
+from stacks import config_from_cdk_json, synthesize
 from stacks.release_watch import TrustedRootError, read_trusted_root
 from updraft.config import Detection, UpdraftConfig
 
@@ -21,7 +21,7 @@ def config(root_file: Path) -> UpdraftConfig:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def watched(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("trust") / "root.json"
     root.write_text(json.dumps(ROOT_DOCUMENT))
     return synthesize(config(root))
@@ -31,7 +31,8 @@ def of_type(template: dict, kind: str) -> dict:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
 
 
-def test_detection_adds_a_scheduled_detector_a_bus_a_trust_bucket_and_the_root(template: dict) -> None:
+def test_detection_adds_a_scheduled_detector_a_bus_a_trust_bucket_and_the_root(watched: dict) -> None:
+    template = watched
     (rule,) = [r for r in of_type(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     (bus,) = of_type(template, "AWS::Events::EventBus").values()
@@ -50,7 +51,8 @@ def test_detection_adds_a_scheduled_detector_a_bus_a_trust_bucket_and_the_root(t
     )
 
 
-def test_the_detector_may_publish_only_on_its_bus(template: dict) -> None:
+def test_the_detector_may_publish_only_on_its_bus(watched: dict) -> None:
+    template = watched
     statements = [
         s
         for p in of_type(template, "AWS::IAM::Policy").values()
@@ -62,8 +64,13 @@ def test_the_detector_may_publish_only_on_its_bus(template: dict) -> None:
     assert statement["Resource"] == {"Fn::GetAtt": [bus, "Arn"]}
 
 
-def test_no_detection_no_release_watch() -> None:
-    assert UpdraftConfig.model_validate({"groups": [{"name": "a", "variant": "aws-ecs-2"}]}).detection is None
+def test_no_detection_no_release_watch(template: dict) -> None:
+    # `template` is cdk.json's, which has no detection section.
+    assert config_from_cdk_json().detection is None
+    for kind in ("AWS::Events::EventBus", "AWS::S3::Bucket", "AWS::SSM::Parameter"):
+        assert not of_type(template, kind), kind
+    handlers = {f["Properties"]["Handler"] for f in of_type(template, "AWS::Lambda::Function").values()}
+    assert not {h for h in handlers if "detect_release" in h or "on_release_withdrawn" in h}
 
 
 def test_a_missing_or_wrong_root_stops_synth_naming_the_field(tmp_path: Path) -> None:

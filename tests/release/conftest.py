@@ -20,15 +20,12 @@ from securesystemslib.signer import CryptoSigner, Signer
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
-from sim.update_repository import StaticServer
+from sim.update_repository import FAR_FUTURE, ONLINE_ROLES, StaticServer, bottlerocket_root, rsa_key
 from updraft.release import MemoryTrustStore, VerifiedManifest, verify_repository
 
-FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 LONG_AGO = datetime(2001, 1, 1, tzinfo=UTC)
 VARIANT = "aws-k8s-1.31"
 ARCH = "x86_64"
-# Publishing order: each role's file is described by the next one's meta.
-ONLINE_ROLES = ("targets", "snapshot", "timestamp")
 
 
 @dataclass(frozen=True)
@@ -40,19 +37,15 @@ class Keys:
     attacker: Signer
 
 
-def _rsa() -> Signer:
-    return CryptoSigner.generate_rsa(scheme="rsassa-pss-sha256", size=3072)
-
-
 @pytest.fixture(scope="session")
 def keys() -> Keys:
     """Generated once per test session: RSA key generation is the slow part."""
     return Keys(
-        root=(_rsa(), _rsa(), _rsa()),
-        online=_rsa(),
+        root=(rsa_key(), rsa_key(), rsa_key()),
+        online=rsa_key(),
         next_root=(CryptoSigner.generate_ed25519(), CryptoSigner.generate_ed25519()),
         next_online=CryptoSigner.generate_ed25519(),
-        attacker=_rsa(),
+        attacker=rsa_key(),
     )
 
 
@@ -116,7 +109,7 @@ class TufRepository:
         self.hashes_in_meta = hashes_in_meta
         self.padding: dict[str, int] = {}  # role -> whitespace bytes appended (signatures stay valid)
         self.online_signer: Signer = keys.online
-        self.root = self._first_root()
+        self.root = bottlerocket_root(list(keys.root), keys.online)
         self.targets = Metadata(Targets(expires=FAR_FUTURE))
         self.snapshot = Metadata(Snapshot(expires=FAR_FUTURE))
         self.timestamp = Metadata(Timestamp(expires=FAR_FUTURE))
@@ -131,15 +124,6 @@ class TufRepository:
     @property
     def targets_url(self) -> str:
         return f"{self.base_url}/targets/"
-
-    def _first_root(self) -> Metadata[Root]:
-        root = Root(expires=FAR_FUTURE, consistent_snapshot=True)
-        for signer in self.keys.root:
-            root.add_key(signer.public_key, Root.type)
-        root.roles[Root.type].threshold = 2
-        for role in ONLINE_ROLES:
-            root.add_key(self.keys.online.public_key, role)
-        return Metadata(root)
 
     # --- publishing -------------------------------------------------------------------------------
 

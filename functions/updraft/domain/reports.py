@@ -76,8 +76,6 @@ _PARSERS = {
     "rollback": TypeAdapter(RollbackReport | ErrorReport),
 }
 
-MAX_OUTPUT = 24_000  # what SSM keeps of a command's standard output
-
 
 def parse_report(doc: str, stdout: str) -> Report:
     """The report of document kind `doc` from a command's standard output."""
