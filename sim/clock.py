@@ -8,7 +8,9 @@ hour-long Wait therefore never fast-forwards another one's rollout.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -23,6 +25,7 @@ class VirtualClock:
         self._elapsed = 0.0
         self._running = 0  # executions started and not yet ended
         self._wakes: list[float] = []  # wake times of the executions sleeping now
+        self._held = 0  # while held, time stands still: a test can act between two steps
         self._changed = threading.Condition()
 
     @property
@@ -53,6 +56,23 @@ class VirtualClock:
             self._jump_if_all_asleep()
             self._changed.notify_all()
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Stop time: sleeping executions stay asleep until the block ends."""
+        with self._changed:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._held -= 1
+                self._jump_if_all_asleep()
+
+    def wait_sleeping(self, count: int, timeout: float) -> bool:
+        """Wait (in real time) until `count` executions sleep; False if they did not in time."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._wakes) >= count, timeout)
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait (in real time) until no execution is running; False if some still are."""
         with self._changed:
@@ -63,16 +83,18 @@ class VirtualClock:
         with self._changed:
             wake = self._elapsed + max(0.0, seconds)
             self._wakes.append(wake)
+            self._changed.notify_all()
             try:
                 self._jump_if_all_asleep()
                 while self._elapsed < wake:
-                    if not self._changed.wait(timeout=STALL_SECONDS) and self._elapsed < wake:
+                    stalled = not self._changed.wait(timeout=STALL_SECONDS)
+                    if stalled and not self._held and self._elapsed < wake:
                         self._elapsed = min(self._wakes)  # stalled: let the earliest sleeper go
                         self._changed.notify_all()
             finally:
                 self._wakes.remove(wake)
 
     def _jump_if_all_asleep(self) -> None:
-        if self._wakes and len(self._wakes) >= self._running:
+        if not self._held and self._wakes and len(self._wakes) >= self._running:
             self._elapsed = max(self._elapsed, min(self._wakes))
             self._changed.notify_all()

@@ -322,7 +322,11 @@ def test_a_stopped_rollout_is_settled_and_its_lock_released(world):
     while not any(r["state"] == "updated" for r in world.host_records(name).values()):
         time.sleep(0.02)  # let the canary finish
 
-    world.sfn.stop_execution(executionArn=arn, cause="operator stop")
+    # Stopped while it waits between two looks, as an operator usually finds it (moto fails, rather than
+    # aborts, an execution stopped inside a task).
+    with world.clock.held():
+        assert world.clock.wait_sleeping(1, timeout=30)
+        world.sfn.stop_execution(executionArn=arn, cause="operator stop")
     assert world.wait(arn).status == "ABORTED"
 
     meta = _settled(world, name, "web")
