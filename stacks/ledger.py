@@ -33,3 +33,9 @@ class Ledger(Construct):
         super().__init__(scope, construct_id)
         self.locks = _table(self, "Locks", partition_key="group")
         self.table = _table(self, "Ledger", partition_key="pk", sort_key="sk")
+        # Only rollout items carry `group_key`: a group's rollouts by start time (history, rollback window).
+        self.table.add_global_secondary_index(
+            index_name="by-group",
+            partition_key=dynamodb.Attribute(name="group_key", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="started_at", type=dynamodb.AttributeType.STRING),
+        )

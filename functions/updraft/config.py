@@ -10,8 +10,10 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 GROUP_NAME = r"^[a-z0-9][a-z0-9-]{0,30}$"
@@ -52,6 +54,64 @@ def allowed_failures(budget: str, population: int) -> int:
     return int(count) * population // 100 if percent else int(count)
 
 
+ALARM_NAME = r"^[^\s][^\n]{0,254}$"
+
+
+class AlarmGate(Strict):
+    """CloudWatch alarms that must stay OK while a wave runs and through its bake time."""
+
+    names: list[Annotated[str, Field(pattern=ALARM_NAME)]] = []
+    prefixes: list[Annotated[str, Field(pattern=ALARM_NAME)]] = []
+
+    @model_validator(mode="after")
+    def _something_to_watch(self) -> AlarmGate:
+        if not self.names and not self.prefixes:
+            raise ValueError("name at least one alarm in names or prefixes")
+        return self
+
+
+class HealthCheck(Strict):
+    """A command run through SSM in the control container of each updated host: exit 0 means healthy."""
+
+    command: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\n\r]+$")]
+    timeout_seconds: Annotated[int, Field(ge=10, le=3600)] = 120
+
+
+class EcsPolicy(Strict):
+    """The group's hosts are container instances of this ECS cluster: drain them before the update."""
+
+    cluster: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")]
+    drain_timeout_seconds: Annotated[int, Field(ge=60, le=7200)] = 900
+    # Tasks no service owns are not rescheduled by a drain: leave those hosts alone, or wait for the tasks.
+    unmanaged_tasks: Literal["skip", "wait"] = "skip"
+
+
+class MaintenanceWindow(Strict):
+    """When new waves may start: a cron expression (minute hour day month weekday), its length and time zone."""
+
+    schedule: Annotated[str, Field(min_length=9, max_length=100)]
+    duration_minutes: Annotated[int, Field(ge=15, le=7 * 24 * 60)]
+    timezone: str = "UTC"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, schedule: str) -> str:
+        try:
+            CronSim(schedule, datetime(2026, 1, 1))
+        except CronSimError as error:
+            raise ValueError(f"not a cron expression (minute hour day month weekday): {error}") from None
+        return schedule
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r} (an IANA name such as Europe/Paris)") from None
+        return zone
+
+
 class GroupPolicy(Strict):
     """A fleet group: the EC2 instances tagged `<tag_key>=<name>` and how they take an update."""
 
@@ -72,6 +132,13 @@ class GroupPolicy(Strict):
     follows: Annotated[str | None, Field(pattern=GROUP_NAME)] = None
     deny_versions: list[Annotated[str, Field(pattern=VERSION)]] = []
     pinned_version: Annotated[str | None, Field(pattern=VERSION)] = None
+    # Safety gates: workload health, time to watch, when waves may start, how long a success can be undone.
+    alarms: AlarmGate | None = None
+    bake_seconds: Annotated[int, Field(ge=0, le=7 * 86_400)] = 0
+    health_check: HealthCheck | None = None
+    ecs: EcsPolicy | None = None
+    maintenance_window: MaintenanceWindow | None = None
+    rollback_window_hours: Annotated[int, Field(ge=0, le=30 * 24)] = 24
 
     @field_validator("deny_versions")
     @classmethod
@@ -164,15 +231,25 @@ class UpdraftConfig(Strict):
 
 
 class RolloutRequest(Strict):
-    """The input that starts a rollout execution (CLI, schedule or release event)."""
+    """The input that starts a rollout execution (CLI, schedule, release event or alarm)."""
 
     group: Annotated[str, Field(pattern=GROUP_NAME)]
-    target_version: Annotated[str, Field(pattern=VERSION)]
+    # The version to roll out; a rollback instead takes each host back to the version it ran before.
+    target_version: Annotated[str | None, Field(pattern=VERSION)] = None
+    rollback_of: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")] = None
     requested_by: Annotated[str, Field(max_length=256)] = "operator"
     # Set when a release announcement starts the rollout: the release policy applies from then on.
     released_at: datetime | None = None
 
     @field_validator("target_version")
     @classmethod
-    def _strip_v(cls, value: str) -> str:
-        return value.removeprefix("v")
+    def _strip_v(cls, value: str | None) -> str | None:
+        return value.removeprefix("v") if value else None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RolloutRequest:
+        if (self.target_version is None) == (self.rollback_of is None):
+            raise ValueError("give either target_version (a rollout) or rollback_of (undo a finished rollout)")
+        if self.rollback_of and self.released_at:
+            raise ValueError("released_at: a rollback is not started by a release")
+        return self

@@ -14,7 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_requirements_are_exact_pins_matching_the_project():
     # boto3 comes with the runtime and Powertools with its layer; pins keep the source-hashed asset honest.
     pins = (FUNCTIONS_DIR / "requirements.txt").read_text().split()
-    assert pins == ["pydantic==2.14.4", "tuf==7.0.1", "securesystemslib[crypto]==1.6.0"]
+    assert pins == [
+        "pydantic==2.14.4",
+        "tuf==7.0.1",
+        "securesystemslib[crypto]==1.6.0",
+        "cronsim==2.8",
+        "tzdata==2026.6",
+    ]
     project = (ROOT / "pyproject.toml").read_text()
     assert all(f'"{pin}"' in project for pin in pins)
 

@@ -18,6 +18,8 @@ from updraft.domain.hosts import HostRecord
 from updraft.errors import RolloutNotFound
 
 META = "META"
+# A sparse index over rollout items only: a group's rollouts, newest last (history, rollback window).
+BY_GROUP = "by-group"
 
 
 def _pk(rollout_id: str) -> str:
@@ -37,7 +39,7 @@ class Ledger:
         """Record a new rollout; a retried step finds it there and leaves it as it is."""
         with contextlib.suppress(self.table.meta.client.exceptions.ConditionalCheckFailedException):
             self.table.put_item(
-                Item={"pk": _pk(rollout["rollout_id"]), "sk": META, **rollout},
+                Item={"pk": _pk(rollout["rollout_id"]), "sk": META, "group_key": rollout["group"], **rollout},
                 ConditionExpression="attribute_not_exists(pk)",
             )
 
@@ -58,6 +60,16 @@ class Ledger:
             ExpressionAttributeValues=values,
             ConditionExpression="attribute_exists(pk)",
         )
+
+    def group_rollouts(self, group: str, newest: int = 20) -> list[dict[str, Any]]:
+        """The group's latest rollouts, newest first."""
+        page = self.table.query(
+            IndexName=BY_GROUP,
+            KeyConditionExpression=Key("group_key").eq(group),
+            ScanIndexForward=False,
+            Limit=newest,
+        )
+        return page["Items"]
 
     # -- groups: what each group finished, and which automatic rollout took a release ------------------
     def record_group_outcome(self, group: str, version: str, outcome: str, rollout_id: str, now: str) -> None:

@@ -1,0 +1,73 @@
+"""Operator control, kept in the ledger table: kill switches, and pause / abort requests on a rollout.
+
+Kill switches are items `CONTROL` / `GLOBAL` and `CONTROL` / `GROUP#<name>`; while one is engaged no
+wave of the groups it covers starts. Pause and abort are fields of the rollout's own item, read by
+the rollout before every wave (and, for abort, at every poll).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+
+from updraft.adapters.aws import RETRIES
+from updraft.errors import RolloutNotFound
+
+CONTROL = "CONTROL"
+GLOBAL = "GLOBAL"
+# A rollout takes requests only while it runs.
+RUNNING = "attribute_exists(pk) AND NOT #status IN (:s0, :s1, :s2, :s3, :s4, :s5)"
+ENDED = ("succeeded", "halted", "failed", "nothing-to-do", "aborted", "timed-out")
+
+
+def _switch_key(group: str | None) -> dict[str, str]:
+    return {"pk": CONTROL, "sk": f"GROUP#{group}" if group else GLOBAL}
+
+
+class Controls:
+    def __init__(self, table_name: str) -> None:
+        self.table = boto3.resource("dynamodb", config=RETRIES).Table(table_name)
+
+    # -- kill switches ------------------------------------------------------------------------------
+    def engage(self, group: str | None, reason: str, by: str, now: str) -> None:
+        """Stop every wave of `group` (all groups when None) from starting until released."""
+        self.table.put_item(Item={**_switch_key(group), "engaged": True, "reason": reason, "by": by, "at": now})
+
+    def release(self, group: str | None) -> None:
+        self.table.delete_item(Key=_switch_key(group))
+
+    def switches(self) -> list[dict[str, Any]]:
+        page = self.table.query(KeyConditionExpression=Key("pk").eq(CONTROL), ConsistentRead=True)
+        return page["Items"]
+
+    def kill_switch_for(self, group: str) -> dict[str, Any] | None:
+        """The engaged switch that holds `group`, the global one first; None when waves may start."""
+        engaged = {item["sk"]: item for item in self.switches() if item.get("engaged")}
+        return engaged.get(GLOBAL) or engaged.get(f"GROUP#{group}")
+
+    # -- requests on a running rollout -------------------------------------------------------------
+    def pause(self, rollout_id: str, reason: str, by: str, now: str) -> None:
+        self._request(rollout_id, paused=True, pause={"reason": reason, "by": by, "at": now})
+
+    def resume(self, rollout_id: str, by: str, now: str) -> None:
+        self._request(rollout_id, paused=False, resumed={"by": by, "at": now})
+
+    def abort(self, rollout_id: str, reason: str, by: str, now: str) -> None:
+        self._request(rollout_id, abort_requested={"reason": reason, "by": by, "at": now})
+
+    def _request(self, rollout_id: str, **fields: Any) -> None:
+        names = {f"#f{i}": name for i, name in enumerate(fields)} | {"#status": "status"}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        values |= {f":s{i}": status for i, status in enumerate(ENDED)}
+        try:
+            self.table.update_item(
+                Key={"pk": f"ROLLOUT#{rollout_id}", "sk": "META"},
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ConditionExpression=RUNNING,
+            )
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            raise RolloutNotFound(f"{rollout_id}: no such rollout is running") from None
