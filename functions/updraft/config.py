@@ -186,6 +186,8 @@ class UpdraftConfig(Strict):
     groups: Annotated[list[GroupPolicy], Field(min_length=1)]
     # Release detection is deployed when configured: it needs a trusted root.json supplied by the operator.
     detection: Detection | None = None
+    # Who hears of rollouts that end (succeeded, halted, failed, aborted) and of rollback alarms, by email.
+    notify_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
 
     def repositories(self) -> list[tuple[str, str]]:
         """The (variant, arch) update repositories the groups use, each once."""
