@@ -26,7 +26,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -36,6 +36,8 @@ import botocore.endpoint as botocore_endpoint
 import jsonpath_ng
 from moto.awslambda import models as lambda_models
 from moto.awslambda.models import LambdaFunction
+from moto.cloudwatch import models as cloudwatch_models
+from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.ec2.models.instances import Instance, InstanceBackend
@@ -131,6 +133,7 @@ def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> l
         *_ec2(fleet),
         *_cloudformation(),
         *_eventbridge(clock),
+        *_cloudwatch(clock),
     ]
 
 
@@ -196,7 +199,7 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
             caller, _RUNNING.name = running_function(), self.function_name
             try:
                 handler = getattr(importlib.import_module(module_name), function_name)
-                return json.dumps(handler(payload, _Context(self)), default=str), False, ""
+                result = handler(payload, _Context(self))
             except Exception as error:  # the Lambda runtime reports any exception as the error type
                 body = {
                     "errorType": type(error).__name__,
@@ -206,8 +209,17 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
                 return json.dumps(body), True, ""
             finally:
                 _RUNNING.name = caller
+        # Outside the function's identity: what a hook does is the operator's doing, not the function's.
+        for hook in list(AFTER_STEP.get(module_name.rsplit(".", 1)[-1], ())):
+            hook(payload, result)
+        return json.dumps(result, default=str), False, ""
 
     return invoke
+
+
+# Callbacks run right after a handler returns, before its execution goes on: `AFTER_STEP["bake"]` etc.
+# A test acts at an exact point of a rollout (an alarm fires mid-bake) without racing it.
+AFTER_STEP: dict[str, list[Callable[[dict[str, Any], Any], None]]] = {}
 
 
 def _named_start() -> Any:
@@ -434,6 +446,54 @@ def _eventbridge(clock: VirtualClock) -> list[Any]:
         mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated),
         mock.patch.object(events_models.Rule, "send_to_targets", send_to_targets),
     ]
+
+
+def _cloudwatch(clock: VirtualClock) -> list[Any]:
+    """CloudWatch tells the default bus of every alarm state change; moto keeps them to itself."""
+    original = cloudwatch_models.CloudWatchBackend.set_alarm_state
+
+    def set_alarm_state(self: Any, alarm_name: str, reason: str, reason_data: str, state_value: str) -> None:
+        alarm = self.alarms.get(alarm_name)
+        before = alarm.state_value if alarm else None
+        original(self, alarm_name, reason, reason_data, state_value)
+        if before != state_value:
+            _publish_alarm_change(self, alarm_name, before, state_value, reason, clock)
+
+    original_describe = CloudWatchResponse.describe_alarms
+
+    def describe_alarms(self: CloudWatchResponse) -> ActionResult:
+        # moto drops the StateValue filter when names or a prefix are given too; CloudWatch applies both.
+        state = self._get_param("StateValue")
+        found = original_describe(self).result
+        if state:
+            found = {kind: [a for a in alarms if a.state_value == state] for kind, alarms in found.items()}
+        return ActionResult(found)
+
+    return [
+        mock.patch.object(cloudwatch_models.CloudWatchBackend, "set_alarm_state", set_alarm_state),
+        mock.patch.object(CloudWatchResponse, "describe_alarms", describe_alarms),
+    ]
+
+
+def _publish_alarm_change(
+    backend: Any, name: str, before: str | None, after: str, reason: str, clock: VirtualClock
+) -> None:
+    stamp = clock.now().strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    alarm = backend.alarms[name]
+    detail = {
+        "alarmName": name,
+        "state": {"value": after, "reason": reason, "timestamp": stamp},
+        "previousState": {"value": before, "timestamp": stamp},
+        "configuration": {"description": getattr(alarm, "description", "") or ""},
+    }
+    entry = {
+        "Source": "aws.cloudwatch",
+        "DetailType": "CloudWatch Alarm State Change",
+        "Detail": json.dumps(detail),
+        "Time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Resources": [alarm.alarm_arn],
+    }
+    events_models.events_backends[backend.account_id][backend.region_name].put_events([entry])
 
 
 def _publish_status_change(execution: Any, clock: VirtualClock) -> None:

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,11 +94,13 @@ class World:
         self.sfn = boto3.client("stepfunctions")
         self.ec2 = boto3.client("ec2")
         self.cloudformation = boto3.client("cloudformation")
+        self.cloudwatch = boto3.client("cloudwatch")
         self.ledger = boto3.resource("dynamodb").Table(self.outputs["LedgerTableName"])
         self.locks = boto3.resource("dynamodb").Table(self.outputs["LockTableName"])
         return self
 
     def __exit__(self, *exc: object) -> None:
+        moto_wiring.AFTER_STEP.clear()
         try:
             self._stop_running()
             self.clock.wait_idle(timeout=30)  # their last steps still need the patches
@@ -152,6 +154,30 @@ class World:
             self.fleet.add_host(instance["InstanceId"], az, self.repository.variant, version, faults.get(index, set()))
             ids.append(instance["InstanceId"])
         return ids
+
+    def after_step(self, step: str, hook: Callable[[dict[str, Any], Any], None]) -> None:
+        """Run `hook(step_input, step_result)` each time the `step` handler (e.g. "bake") returns, in the
+        execution's own thread, before the execution goes on: an operator's or the world's action at an
+        exact point of a rollout."""
+        moto_wiring.AFTER_STEP.setdefault(step, []).append(hook)
+
+    def alarm(self, name: str, state: str = "OK") -> str:
+        """Create (or reset) a CloudWatch alarm, as the team's monitoring would have; returns its name."""
+        self.cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            Namespace="Workload",
+            MetricName="Errors",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        self.set_alarm(name, state)
+        return name
+
+    def set_alarm(self, name: str, state: str, reason: str = "simulated") -> None:
+        self.cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
 
     def tick(self) -> int:
         """Fire every scheduled EventBridge rule once, now (moto never fires them by itself)."""

@@ -17,6 +17,7 @@ from constructs import Construct
 from stacks.documents import CommandDocuments
 from stacks.functions import FUNCTIONS, LOG_RETENTION, ON_ALARM, RolloutFunctions
 from stacks.nag import acknowledge
+from updraft.adapters.ledger import BY_GROUP
 from updraft.config import UpdraftConfig
 
 DEFINITION = Path(__file__).resolve().parent.parent / "statemachines" / "rollout.asl.json"
@@ -90,7 +91,7 @@ class RolloutEngine(Construct):
             ON_ALARM,
             {"STATE_MACHINE_ARN": self.state_machine.state_machine_arn},
             [
-                iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{ledger.table_arn}/index/*"]),
+                iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{ledger.table_arn}/index/{BY_GROUP}"]),
                 iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[locks.table_arn]),
                 iam.PolicyStatement(
                     actions=["states:StartExecution"], resources=[self.state_machine.state_machine_arn]

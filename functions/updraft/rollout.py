@@ -7,6 +7,7 @@ for it, and records each batch right after sending it.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,6 +120,9 @@ def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now
     undoing = _undoable(ledger, valid.group, valid.rollback_of, policy, now) if valid.rollback_of else None
     target = valid.target_version or _common_previous_version(undoing or [])
     rollout = Rollout(rollout_id, valid.group, target)
+    if undoing:
+        # Undoing a bad release is urgent, and its alarms may well be firing: no alarm gate, bake or window.
+        policy = policy.model_copy(update={"alarms": None, "bake_seconds": 0, "maintenance_window": None})
     lock = GroupLock(env.lock_table).acquire(
         valid.group,
         execution_id,
@@ -551,9 +555,8 @@ def _hold(
     if window:
         opens = next_start(window, now, timedelta(seconds=policy.wave_budget_seconds))
         if opens > now:
-            return f"outside the maintenance window: next wave at {opens.isoformat()}", int(
-                (opens - now).total_seconds()
-            )
+            seconds = max(1, math.ceil((opens - now).total_seconds()))
+            return f"outside the maintenance window: next wave at {opens.isoformat()}", seconds
     return None
 
 
