@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 STATE_ORDER = (
@@ -39,6 +39,11 @@ def duration(seconds: int) -> str:
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
 
 
+def when(stamp: str | None) -> str:
+    """An ISO timestamp to the minute, for a table cell."""
+    return stamp[:16].replace("T", " ") if stamp else ""
+
+
 def _table(title: str, *columns: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
@@ -48,13 +53,12 @@ def _table(title: str, *columns: str) -> Table:
 
 # -- plan ---------------------------------------------------------------------------------------------------
 def plan_view(plan: dict[str, Any]) -> RenderableType:
-    waves = _table(
-        f"{plan['group']} -> {plan['target_version']}: {plan['candidates']} hosts to update", "wave", "hosts", "per AZ"
-    )
+    headline = Text(f"{plan['group']} -> {plan['target_version']}: {plan['candidates']} hosts to update", style="bold")
+    waves = _table("waves", "wave", "hosts", "per AZ")
     for wave in plan["waves"]:
         zones = ", ".join(f"{az} {count}" for az, count in wave["per_az"].items())
         waves.add_row(str(wave["wave"]), str(wave["size"]), zones)
-    parts: list[RenderableType] = [waves]
+    parts: list[RenderableType] = [headline, waves] if plan["waves"] else [headline]
     if plan["skipped"]:
         skipped = _table("skipped", "instance", "AZ", "why")
         for host in plan["skipped"]:
@@ -150,9 +154,8 @@ def _count_text(state: str) -> Text:
 
 # -- history and kill switches ---------------------------------------------------------------------------------
 def history_table(group: str, rows: list[dict[str, Any]]) -> Table:
-    table = _table(
-        f"rollouts of {group}, newest first", "rollout", "version", "status", "by", "started", "finished", "hosts"
-    )
+    table = _table(f"rollouts of {group}, newest first", "version", "status", "by", "started", "finished", "hosts")
+    table.columns.insert(0, Column("rollout", no_wrap=True))
     for row in rows:
         summary = row.get("summary") or {}
         counts = ", ".join(f"{state} {count}" for state, count in sorted(summary.items()) if count)
@@ -163,8 +166,8 @@ def history_table(group: str, rows: list[dict[str, Any]]) -> Table:
             version,
             Text(status, style=STATUS_STYLE.get(status, "")),
             row.get("requested_by", ""),
-            row.get("started_at", ""),
-            row.get("finished_at", ""),
+            when(row.get("started_at")),
+            when(row.get("finished_at")),
             counts,
         )
     return table
