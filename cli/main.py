@@ -142,11 +142,8 @@ def start(
 
 
 # -- status and history -------------------------------------------------------------------------------------
-def _rollout_to_show(records: Records, group: str | None, rollout: str | None) -> tuple[str, str | None]:
-    """The rollout id to show, and a note when it is not a running one."""
-    if rollout:
-        return rollout, None
-    assert group is not None
+def _group_rollout(records: Records, group: str) -> tuple[str, str | None]:
+    """The group's rollout to show: the running one, else the last one with a note saying so."""
     running = records.running(group)
     if running:
         return running["rollout_id"], None
@@ -180,7 +177,7 @@ def status(
     if not group and not rollout:
         raise UsageProblem("name a GROUP or give --rollout ID")
     records = Records(find(stack))
-    rollout_id, note = _rollout_to_show(records, group, rollout)
+    rollout_id, note = (rollout, None) if rollout else _group_rollout(records, str(group))
     if note and not as_json:
         output.console().print(note)
     frames = _frames(records, rollout_id, interval) if watch else iter([records.status(rollout_id)])

@@ -74,6 +74,8 @@ def test_a_rollout_seen_through_the_command_line(world: World, cli: Cli) -> None
     assert "no rollout of web is running" in shown.stdout and first["rollout_id"] in shown.stdout
     watched = cli("status", "--rollout", first["rollout_id"], "--watch", "--json")
     assert [json.loads(line)["running"] for line in watched.stdout.splitlines()] == [False]
+    watched = cli("status", "--rollout", first["rollout_id"], "--watch", "--interval", "0.1")
+    assert watched.exit_code == 0 and first["rollout_id"] in watched.stdout
 
     with world.clock.held():
         second = start_held(world, cli, "web", "1.27.0")
