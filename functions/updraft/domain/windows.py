@@ -21,7 +21,7 @@ def next_start(window: MaintenanceWindow, now: datetime, needed: timedelta) -> d
     length = timedelta(minutes=window.duration_minutes)
     if needed > length:
         raise ValueError(f"a wave needs {needed}, longer than the {length} window")
-    # Windows may overlap (a duration longer than the gap between openings): any open one will do.
+    # Windows may overlap (a duration longer than the gap between openings): the wave must fit in one.
     for opened in CronSim(window.schedule, local + timedelta(seconds=1), reverse=True):
         if opened + length <= local:
             break
