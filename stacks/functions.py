@@ -16,6 +16,7 @@ from stacks.bundling import function_code
 from stacks.documents import CommandDocuments
 from stacks.nag import acknowledge, nag_arn
 from updraft.config import UpdraftConfig
+from updraft.domain.lifecycle import SOURCE
 
 # One Python version drives the runtime, the wheels pip bundles and the Powertools layer. It is the newest
 # runtime aws-cdk-lib knows, which is what cdk-nag's AwsSolutions-L1 requires.
@@ -53,6 +54,8 @@ class FunctionSpec:
     step: bool = True  # a task of the rollout state machine (else: invoked by an EventBridge rule)
     memory_mb: int = 512
     reserved_concurrency: int | None = None
+    publishes_events: bool = False  # lifecycle events, on the default bus, with source `updraft` only
+    reads_alarms: bool = False  # the groups' CloudWatch alarm gates
 
     @property
     def construct_id(self) -> str:
@@ -74,7 +77,8 @@ FUNCTIONS = (
         runs_documents=("inventory",),
         unscoped_actions=("ec2:DescribeInstances", _DESCRIBE_MANAGED),
     ),
-    FunctionSpec("plan_waves", unscoped_actions=("ec2:DescribeInstances", _LIST_INVOCATIONS)),
+    FunctionSpec("plan_waves", unscoped_actions=("ec2:DescribeInstances", _LIST_INVOCATIONS), publishes_events=True),
+    FunctionSpec("before_wave", timeout_minutes=1, publishes_events=True, reads_alarms=True),
     FunctionSpec(
         "apply_wave",
         runs_documents=("apply",),
@@ -85,16 +89,23 @@ FUNCTIONS = (
         runs_documents=("verify", "rollback"),
         unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, "ec2:DescribeInstanceStatus"),
         reboots_hosts=True,
+        publishes_events=True,
+        reads_alarms=True,
     ),
+    FunctionSpec("bake", timeout_minutes=1, publishes_events=True, reads_alarms=True),
     FunctionSpec(
         "halt",
         runs_documents=("rollback",),
         unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED),
     ),
-    FunctionSpec("finish", timeout_minutes=1),
+    FunctionSpec("abort_rollout", timeout_minutes=1),
+    FunctionSpec("finish", timeout_minutes=1, publishes_events=True),
     # Settles an execution that ended outside its own error handling: stopped, timed out.
-    FunctionSpec("on_execution_end", timeout_minutes=1, releases_lock=True, step=False),
+    FunctionSpec("on_execution_end", timeout_minutes=1, releases_lock=True, step=False, publishes_events=True),
 )
+
+# Rolls a finished rollout back when one of its group's alarms fires inside the rollback window.
+ON_ALARM = FunctionSpec("on_alarm", timeout_minutes=1, step=False)
 
 
 class RolloutFunctions(Construct):
@@ -201,9 +212,20 @@ class RolloutFunctions(Construct):
             ]
         if spec.reboots_hosts:
             statements.append(self._on_group_hosts("ec2:RebootInstances"))
-        if spec.unscoped_actions:
-            statements.append(iam.PolicyStatement(actions=sorted(spec.unscoped_actions), resources=["*"]))
+        if spec.unscoped_actions or spec.reads_alarms:
+            actions = [*spec.unscoped_actions, *(["cloudwatch:DescribeAlarms"] if spec.reads_alarms else [])]
+            statements.append(iam.PolicyStatement(actions=sorted(actions), resources=["*"]))
+        if spec.publishes_events:
+            statements.append(self.publish_lifecycle_events())
         return statements
+
+    def publish_lifecycle_events(self) -> iam.PolicyStatement:
+        """PutEvents on the default bus, and only events whose source is Updraft's."""
+        return iam.PolicyStatement(
+            actions=["events:PutEvents"],
+            resources=[Stack.of(self).format_arn(service="events", resource="event-bus", resource_name="default")],
+            conditions={"StringEquals": {"events:source": SOURCE}},
+        )
 
     def _lock_statements(self) -> list[iam.PolicyStatement]:
         return [
@@ -238,7 +260,10 @@ class RolloutFunctions(Construct):
 
     def _acknowledge_wildcards(self, spec: FunctionSpec, role: iam.Role) -> None:
         unscoped = ", ".join((*TRACING_ACTIONS, *sorted(spec.unscoped_actions)))
-        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", f"{unscoped}: no resource-level permissions exist.")
+        reason = f"{unscoped}: no resource-level permissions exist."
+        if spec.reads_alarms:
+            reason += " cloudwatch:DescribeAlarms (read only) must be granted on * to return composite alarms."
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", reason)
         if spec.runs_documents or spec.reboots_hosts:
             acknowledge(
                 role,

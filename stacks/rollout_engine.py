@@ -15,7 +15,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.documents import CommandDocuments
-from stacks.functions import FUNCTIONS, LOG_RETENTION, RolloutFunctions
+from stacks.functions import FUNCTIONS, LOG_RETENTION, ON_ALARM, RolloutFunctions
 from stacks.nag import acknowledge
 from updraft.config import UpdraftConfig
 
@@ -53,6 +53,7 @@ class RolloutEngine(Construct):
         self.functions = self.function_factory.functions
         self.state_machine = self._state_machine(locks)
         self._settle_ended_executions()
+        self._roll_back_on_alarms(config, ledger, locks)
 
     def _steps(self) -> dict[str, lambda_.IFunction]:
         return {spec.name: self.functions[spec.name] for spec in FUNCTIONS if spec.step}
@@ -77,6 +78,40 @@ class RolloutEngine(Construct):
                 self.functions["on_execution_end"], retry_attempts=8, max_event_age=Duration.hours(6)
             )
         )
+
+    def _roll_back_on_alarms(self, config: UpdraftConfig, ledger: dynamodb.ITable, locks: dynamodb.ITable) -> None:
+        """Inside a group's rollback window, one of its alarms going to ALARM rolls its last rollout back."""
+        watched = [g.alarms for g in config.groups if g.alarms and g.rollback_window_hours]
+        if not watched:
+            return
+        names = sorted({name for gate in watched for name in gate.names})
+        prefixes = sorted({prefix for gate in watched for prefix in gate.prefixes})
+        function = self.function_factory.add(
+            ON_ALARM,
+            {"STATE_MACHINE_ARN": self.state_machine.state_machine_arn},
+            [
+                iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{ledger.table_arn}/index/*"]),
+                iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[locks.table_arn]),
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"], resources=[self.state_machine.state_machine_arn]
+                ),
+            ],
+        )
+        self.functions[ON_ALARM.name] = function
+        rule = events.Rule(
+            self,
+            "GroupAlarm",
+            description="Updraft: a group's alarm fired; roll back its last rollout inside the rollback window",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                detail={
+                    "alarmName": [*names, *({"prefix": prefix} for prefix in prefixes)],
+                    "state": {"value": ["ALARM"]},
+                },
+            ),
+        )
+        rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=Duration.hours(1)))
 
     def _state_machine(self, locks: dynamodb.ITable) -> sfn.StateMachine:
         substitutions = {substitution_key(name): fn.function_arn for name, fn in self._steps().items()}

@@ -140,6 +140,27 @@ class GroupPolicy(Strict):
     maintenance_window: MaintenanceWindow | None = None
     rollback_window_hours: Annotated[int, Field(ge=0, le=30 * 24)] = 24
 
+    @property
+    def wave_budget_seconds(self) -> int:
+        """The longest a wave can take before its gate: every deadline a host can run into, plus the bake."""
+        seconds = self.apply_timeout_seconds + self.verify_timeout_seconds + self.bake_seconds
+        if self.health_check:
+            seconds += self.health_check.timeout_seconds
+        if self.ecs:
+            seconds += self.ecs.drain_timeout_seconds
+        return seconds
+
+    @model_validator(mode="after")
+    def _waves_fit_the_window(self) -> GroupPolicy:
+        window = self.maintenance_window
+        if window and self.wave_budget_seconds > window.duration_minutes * 60:
+            raise ValueError(
+                f"maintenance_window.duration_minutes: {window.duration_minutes} min cannot hold one wave, which "
+                f"may take {-(-self.wave_budget_seconds // 60)} min (apply and verify timeouts, health check, "
+                "drain and bake); lengthen the window or shorten those"
+            )
+        return self
+
     @field_validator("deny_versions")
     @classmethod
     def _plain_versions(cls, versions: list[str]) -> list[str]:

@@ -20,3 +20,11 @@ class CommandThrottled(UpdraftError):
 
 class RolloutNotFound(UpdraftError):
     """The ledger has no record of the rollout the step was given."""
+
+
+class AlarmNotFound(UpdraftError):
+    """A group's alarm gate names a CloudWatch alarm (or a prefix) that matches none: it would watch nothing."""
+
+
+class RollbackRefused(UpdraftError):
+    """A rollback was asked for outside the rollout's rollback window, or of a rollout that cannot be undone."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from updraft.adapters import ec2, ssm
+from updraft.adapters import alarms, ec2, executions, lifecycle, ssm
 from updraft.adapters.aws import chunks
+from updraft.adapters.control import Controls
 from updraft.adapters.ledger import Ledger
 from updraft.adapters.lock import GroupLock
 from updraft.adapters.releases import ReleaseLedger
@@ -39,10 +40,12 @@ from updraft.domain.hosts import (
     first_poll_seconds,
     next_poll_seconds,
 )
+from updraft.domain.lifecycle import OUTCOME_EVENTS, Kind, detail
 from updraft.domain.reports import InventoryReport
 from updraft.domain.waves import Candidate
 from updraft.domain.waves import plan_waves as split_into_waves
-from updraft.errors import InvalidRolloutRequest
+from updraft.domain.windows import next_start
+from updraft.errors import InvalidRolloutRequest, RollbackRefused, RolloutNotFound
 from updraft.settings import Settings
 
 INVENTORY_TIMEOUT = 120
@@ -64,6 +67,14 @@ class Rollout:
 
 def _policy(meta: dict[str, Any]) -> GroupPolicy:
     return GroupPolicy.model_validate_json(meta["policy"])
+
+
+def _tell(kind: Kind, rollout: Rollout, now: datetime, **data: Any) -> None:
+    lifecycle.publish([detail(kind, rollout.as_state(), now.isoformat(), **data)])
+
+
+def _state(rollout: Rollout, wave: int, **progress: Any) -> dict[str, Any]:
+    return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
 
 # -- request, release policy and lock ---------------------------------------------------------------------
@@ -104,14 +115,17 @@ def check_release(env: Settings, request: Any, execution_id: str, now: datetime)
 
 def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now: datetime) -> dict[str, Any]:
     valid, policy = _validated(env, request)
-    rollout = Rollout(rollout_id, valid.group, valid.target_version)
+    ledger = Ledger(env.ledger_table)
+    undoing = _undoable(ledger, valid.group, valid.rollback_of, policy, now) if valid.rollback_of else None
+    target = valid.target_version or _common_previous_version(undoing or [])
+    rollout = Rollout(rollout_id, valid.group, target)
     lock = GroupLock(env.lock_table).acquire(
         valid.group,
         execution_id,
         {"rollout_id": rollout_id, "target_version": valid.target_version, "acquired_at": now.isoformat()},
     )
     if lock.acquired:
-        Ledger(env.ledger_table).create_rollout(
+        ledger.create_rollout(
             {
                 **rollout.as_state(),
                 "requested_by": valid.requested_by,
@@ -120,9 +134,44 @@ def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now
                 "started_at": now.isoformat(),
                 "tag_key": env.config.tag_key,
                 "policy": policy.model_dump_json(),
+                **({"rollback_of": valid.rollback_of} if valid.rollback_of else {}),
             }
         )
+        if valid.rollback_of:
+            ledger.update_rollout(valid.rollback_of, rolled_back_by=rollout_id)
     return {"acquired": lock.acquired, "holder": lock.holder, "rollout": rollout.as_state()}
+
+
+UNDOABLE = frozenset({"succeeded", "halted"})
+
+
+def _undoable(ledger: Ledger, group: str, rollout_id: str, policy: GroupPolicy, now: datetime) -> list[HostRecord]:
+    """The hosts a finished rollout updated, if it may still be rolled back; else a named refusal."""
+    try:
+        meta = ledger.rollout(rollout_id)
+    except RolloutNotFound:
+        raise RollbackRefused(f"rollback_of: no rollout {rollout_id!r}") from None
+    if meta["group"] != group:
+        raise RollbackRefused(f"rollback_of: {rollout_id} rolled out group {meta['group']}, not {group}")
+    if meta["status"] not in UNDOABLE or meta.get("rollback_of"):
+        raise RollbackRefused(f"rollback_of: {rollout_id} ended {meta['status']}; only a finished rollout is undone")
+    if meta.get("rolled_back_by"):
+        raise RollbackRefused(f"rollback_of: {rollout_id} is already rolled back by {meta['rolled_back_by']}")
+    closes = datetime.fromisoformat(meta["finished_at"]) + timedelta(hours=policy.rollback_window_hours)
+    if now > closes:
+        raise RollbackRefused(
+            f"rollback_of: the rollback window of {rollout_id} closed at {closes.isoformat()} "
+            f"({policy.rollback_window_hours} h after it finished)"
+        )
+    updated = [host for host in ledger.all_hosts(rollout_id) if host.state is HostState.UPDATED]
+    if not updated:
+        raise RollbackRefused(f"rollback_of: {rollout_id} left no host updated")
+    return updated
+
+
+def _common_previous_version(hosts: list[HostRecord]) -> str:
+    """The version a rollback takes most hosts back to: what the rollout record shows as its target."""
+    return Counter(host.previous_version for host in hosts).most_common(1)[0][0]
 
 
 # -- inventory and plan -------------------------------------------------------------------------------
@@ -155,11 +204,12 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
         return {"rollout": rollout.as_state(), "progress": {"done": False, "next_poll_seconds": 15}}
 
     zones = ec2.running_group_instances(meta["tag_key"], rollout.group)
+    targets = _rollback_targets(ledger, meta) if meta.get("rollback_of") else None
     candidates, skipped, versions = [], [], {}
     for instance_id, invocation in sorted(reports.items()):
         if instance_id not in zones:
             continue  # stopped or terminated since the inventory
-        reason, version = _inventory_verdict(invocation, policy, rollout.target_version)
+        reason, version = _candidate_verdict(invocation, policy, rollout.target_version, targets, instance_id)
         if reason:
             skipped.append(_skipped(instance_id, zones[instance_id], reason))
         else:
@@ -173,7 +223,7 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
             az=host.az,
             wave=index,
             previous_version=versions[host.instance_id],
-            target_version=rollout.target_version,
+            target_version=targets[host.instance_id][1] if targets else rollout.target_version,
             note="planned",
             updated_at=now.isoformat(),
         )
@@ -182,15 +232,43 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
     ]
     ledger.put_skipped(rollout.rollout_id, skipped)
     ledger.put_hosts(records)
+    skipped_count = len(skipped) + int(meta.get("skipped_hosts", 0))
+    sizes = [len(wave) for wave in waves]
     ledger.update_rollout(
         rollout.rollout_id,
         status="rolling-out" if waves else "nothing-to-do",
-        wave_sizes=[len(wave) for wave in waves],
+        wave_sizes=sizes,
         planned_hosts=len(records),
-        skipped_hosts=len(skipped) + int(meta.get("skipped_hosts", 0)),
+        skipped_hosts=skipped_count,
     )
+    started = {"requested_by": meta["requested_by"], "planned_hosts": len(records), "skipped_hosts": skipped_count}
+    _tell(Kind.ROLLOUT_STARTED, rollout, now, **started, wave_sizes=sizes, rollback_of=meta.get("rollback_of"))
     progress = {"done": True, "wave_count": len(waves), "next_poll_seconds": policy.poll_interval_seconds}
     return {"rollout": rollout.as_state(), "wave": 0, "progress": progress}
+
+
+def _rollback_targets(ledger: Ledger, meta: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """For a rollback: each host the undone rollout updated -> (the version it took, the one it left)."""
+    hosts = ledger.all_hosts(meta["rollback_of"])
+    return {h.instance_id: (h.target_version, h.previous_version) for h in hosts if h.state is HostState.UPDATED}
+
+
+def _candidate_verdict(
+    invocation: Invocation,
+    policy: GroupPolicy,
+    target: str,
+    rollback_targets: dict[str, tuple[str, str]] | None,
+    instance_id: str,
+) -> tuple[str | None, str]:
+    if rollback_targets is None:
+        return _inventory_verdict(invocation, policy, target)
+    if instance_id not in rollback_targets:
+        return "not updated by the rollout being rolled back", ""
+    took, left = rollback_targets[instance_id]
+    reason, version = _inventory_verdict(invocation, policy, left)
+    if reason is None and version != took:
+        return f"runs {version}, no longer the {took} the rolled-back rollout installed: left alone", version
+    return reason, version
 
 
 def _inventory_verdict(invocation: Invocation, policy: GroupPolicy, target: str) -> tuple[str | None, str]:
@@ -247,22 +325,72 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
     # Write only what moved: most polls find most hosts where they were.
     moved = [step for step, host in zip(steps, active, strict=True) if step.action or step.record != host]
     changed = _carry_out(env, ledger, moved, policy)
+    _tell_rolled_back(rollout, changed, now)
     current = {host.instance_id: host for host in hosts} | {host.instance_id: host for host in changed}
     records = list(current.values())
     progress: dict[str, Any] = {
         "done": all(host.final or host.state is HostState.PENDING for host in records),
         "states": dict(Counter(str(host.state) for host in records)),
+        "failures": sum(1 for host in records if host.failure),
         "next_poll_seconds": next_poll_seconds(records, policy),
     }
-    if progress["done"] and scope == "wave":
-        progress.update(_gate_wave(ledger, meta, policy, wave, records))
+    if in_wave and policy.alarms:
+        meta = _watch_alarms(ledger, meta, policy, wave, now)
+    if progress["done"] and in_wave:
+        progress.update(_gate_wave(ledger, meta, policy, rollout, wave, records, now))
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
 
-def _gate_wave(
-    ledger: Ledger, meta: dict[str, Any], policy: GroupPolicy, wave: int, records: list[HostRecord]
+def _tell_rolled_back(rollout: Rollout, changed: list[HostRecord], now: datetime) -> None:
+    rolled_back = [host for host in changed if host.state is HostState.ROLLED_BACK]
+    lifecycle.publish(
+        [
+            detail(
+                Kind.HOST_ROLLED_BACK,
+                rollout.as_state(),
+                now.isoformat(),
+                instance_id=host.instance_id,
+                wave=host.wave,
+                from_version=host.target_version,
+                to_version=host.previous_version,
+                reason=host.failure or "rolled back with the halted rollout",
+            )
+            for host in rolled_back
+        ]
+    )
+
+
+def _watch_alarms(
+    ledger: Ledger, meta: dict[str, Any], policy: GroupPolicy, wave: int, now: datetime
 ) -> dict[str, Any]:
-    results = {int(k): v for k, v in json.loads(meta.get("wave_results", "{}")).items()}
+    """An alarm that fires while a wave runs fails the wave, even if it is OK again when the wave ends."""
+    tripped = meta.get("alarm_tripped") or {}
+    if int(tripped.get("wave", -1)) == wave:
+        return meta
+    firing = alarms.firing(policy.alarms)  # type: ignore[arg-type]
+    if not firing:
+        return meta
+    tripped = {"wave": wave, "alarms": firing, "at": now.isoformat()}
+    ledger.update_rollout(meta["rollout_id"], alarm_tripped=tripped)
+    return {**meta, "alarm_tripped": tripped}
+
+
+def _wave_seconds(meta: dict[str, Any], now: datetime) -> int:
+    started = meta.get("wave_started_at")
+    return int((now - datetime.fromisoformat(started)).total_seconds()) if started else 0
+
+
+def _gate_wave(
+    ledger: Ledger,
+    meta: dict[str, Any],
+    policy: GroupPolicy,
+    rollout: Rollout,
+    wave: int,
+    records: list[HostRecord],
+    now: datetime,
+) -> dict[str, Any]:
+    """The wave's hosts are all done: spend the error budget, then bake, abort, halt or go on."""
+    results = _wave_results(meta)
     earlier = sum(result["failures"] for index, result in results.items() if index != wave)
     wave_failures = sum(1 for host in records if host.failure)
     result = gate(
@@ -273,15 +401,190 @@ def _gate_wave(
         int(meta["planned_hosts"]),
         policy.error_budget,
     )
+    tripped = meta.get("alarm_tripped") or {}
     if meta.get("withdrawn"):
         # A pulled release: stop here and take every host the rollout updated back.
         result = GateResult(Verdict.HALT, "the release was withdrawn", result.wave_failures, result.total_failures)
-    results[wave] = {"failures": result.wave_failures, "verdict": result.verdict, "reason": result.reason}
+    elif int(tripped.get("wave", -1)) == wave:
+        reason = f"alarm {', '.join(tripped['alarms'])} went to ALARM during wave {wave}"
+        result = GateResult(Verdict.HALT, reason, result.wave_failures, result.total_failures)
+    verdict = str(result.verdict)
+    if result.verdict is not Verdict.HALT and meta.get("abort_requested"):
+        verdict = "abort"
+    elif result.verdict is not Verdict.HALT and (policy.bake_seconds or policy.alarms):
+        until = now + timedelta(seconds=policy.bake_seconds)
+        bake = {"wave": wave, "until": until.isoformat(), "then": verdict}
+        ledger.update_rollout(meta["rollout_id"], status="baking", bake=bake, bake_until=until.isoformat())
+        _record_wave(ledger, meta, results, wave, result.wave_failures, "baking", result.reason)
+        return {
+            "verdict": "bake",
+            "reason": result.reason,
+            "failures": result.total_failures,
+            "next_poll_seconds": _bake_poll(policy, now, until),
+        }
+    _finish_wave(ledger, meta, rollout, results, wave, result.wave_failures, verdict, result.reason, now)
+    return {
+        "verdict": verdict,
+        "reason": result.reason,
+        "failures": result.total_failures,
+        "wave_duration_seconds": _wave_seconds(meta, now),
+    }
+
+
+def _wave_results(meta: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {int(k): v for k, v in json.loads(meta.get("wave_results", "{}")).items()}
+
+
+def _record_wave(
+    ledger: Ledger,
+    meta: dict[str, Any],
+    results: dict[int, dict[str, Any]],
+    wave: int,
+    failures: int,
+    verdict: str,
+    reason: str,
+) -> None:
+    results[wave] = {"failures": failures, "verdict": verdict, "reason": reason}
     fields: dict[str, Any] = {"wave_results": json.dumps(results, sort_keys=True)}
-    if result.verdict is Verdict.HALT:
-        fields |= {"status": "halting", "halt_reason": result.reason}
+    if verdict == Verdict.HALT:
+        fields |= {"status": "halting", "halt_reason": reason}
     ledger.update_rollout(meta["rollout_id"], **fields)
-    return {"verdict": str(result.verdict), "reason": result.reason, "failures": result.total_failures}
+
+
+def _finish_wave(
+    ledger: Ledger,
+    meta: dict[str, Any],
+    rollout: Rollout,
+    results: dict[int, dict[str, Any]],
+    wave: int,
+    failures: int,
+    verdict: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    _record_wave(ledger, meta, results, wave, failures, verdict, reason)
+    seconds = _wave_seconds(meta, now)
+    _tell(
+        Kind.WAVE_FINISHED,
+        rollout,
+        now,
+        wave=wave,
+        verdict=verdict,
+        reason=reason,
+        failures=failures,
+        duration_seconds=seconds,
+    )
+
+
+# -- bake: the wave's hosts are done; its alarms must stay OK for a while before the next wave -----------------
+MIN_ALARM_POLL_SECONDS = 60
+
+
+def _bake_poll(policy: GroupPolicy, now: datetime, until: datetime) -> int:
+    remaining = max(int((until - now).total_seconds()), 1)
+    if not policy.alarms:
+        return remaining  # nothing to watch: one wait
+    return max(min(remaining, max(policy.poll_interval_seconds, MIN_ALARM_POLL_SECONDS)), 1)
+
+
+def bake(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    policy = _policy(meta)
+    baking = meta["bake"]
+    results = _wave_results(meta)
+    failures = int(results.get(wave, {}).get("failures", 0))
+    total = sum(int(result["failures"]) for result in results.values())
+    firing = alarms.firing(policy.alarms) if policy.alarms else []
+    until = datetime.fromisoformat(baking["until"])
+    if firing:
+        verdict, reason = "halt", f"alarm {', '.join(firing)} went to ALARM while wave {wave} baked"
+    elif meta.get("abort_requested"):
+        verdict, reason = "abort", "aborted while the wave baked"
+    elif now >= until:
+        verdict, reason = baking["then"], f"wave {wave} baked {policy.bake_seconds} s with its alarms OK"
+    else:
+        return _state(rollout, wave, verdict="bake", failures=total, next_poll_seconds=_bake_poll(policy, now, until))
+    _finish_wave(ledger, meta, rollout, results, wave, failures, verdict, reason, now)
+    if verdict != "halt":
+        ledger.update_rollout(rollout.rollout_id, status="rolling-out")
+    duration = _wave_seconds(meta, now)
+    return _state(rollout, wave, verdict=verdict, reason=reason, failures=total, wave_duration_seconds=duration)
+
+
+# -- before every wave: abort, kill switch, pause, maintenance window ---------------------------------------
+CONTROL_RECHECK_SECONDS = 60
+
+
+def before_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    policy = _policy(meta)
+    if wave == 0 and policy.alarms:
+        alarms.check_exist(policy.alarms)  # a gate watching nothing must not pass a rollout
+    if meta.get("abort_requested"):
+        return _state(rollout, wave, verdict="abort", reason=_abort_reason(meta))
+    _announce_pause(ledger, meta, rollout, now)
+    hold = _hold(env, meta, policy, rollout, now)
+    if hold:
+        reason, seconds = hold
+        if meta.get("waiting_reason") != reason:
+            ledger.update_rollout(rollout.rollout_id, status="waiting", waiting_reason=reason)
+        return _state(rollout, wave, verdict="wait", reason=reason, wait_seconds=seconds)
+    ledger.update_rollout(rollout.rollout_id, status="rolling-out", waiting_reason="", wave_started_at=now.isoformat())
+    _tell(Kind.WAVE_STARTED, rollout, now, wave=wave, hosts=int(meta["wave_sizes"][wave]))
+    return _state(rollout, wave, verdict="go")
+
+
+def _hold(
+    env: Settings, meta: dict[str, Any], policy: GroupPolicy, rollout: Rollout, now: datetime
+) -> tuple[str, int] | None:
+    """Why the next wave may not start yet, and when to look again; None if it may start now."""
+    switch = Controls(env.ledger_table).kill_switch_for(rollout.group)
+    if switch:
+        scope = "global" if switch["sk"] == "GLOBAL" else "group"
+        return f"{scope} kill switch engaged by {switch.get('by')}: {switch.get('reason')}", CONTROL_RECHECK_SECONDS
+    if meta.get("paused"):
+        pause = meta.get("pause") or {}
+        return f"paused by {pause.get('by')}: {pause.get('reason')}", CONTROL_RECHECK_SECONDS
+    window = policy.maintenance_window
+    if window:
+        opens = next_start(window, now, timedelta(seconds=policy.wave_budget_seconds))
+        if opens > now:
+            return f"outside the maintenance window: next wave at {opens.isoformat()}", int(
+                (opens - now).total_seconds()
+            )
+    return None
+
+
+def _announce_pause(ledger: Ledger, meta: dict[str, Any], rollout: Rollout, now: datetime) -> None:
+    """Tell once that a rollout paused, and once that it resumed."""
+    paused, announced = bool(meta.get("paused")), bool(meta.get("pause_announced"))
+    if paused == announced:
+        return
+    ledger.update_rollout(rollout.rollout_id, pause_announced=paused)
+    request = (meta.get("pause") if paused else meta.get("resumed")) or {}
+    kind = Kind.ROLLOUT_PAUSED if paused else Kind.ROLLOUT_RESUMED
+    _tell(kind, rollout, now, by=request.get("by"), reason=request.get("reason", ""))
+
+
+def _abort_reason(meta: dict[str, Any]) -> str:
+    request = meta.get("abort_requested") or {}
+    return f"aborted by {request.get('by')}: {request.get('reason')}"
+
+
+def abort(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
+    """Start no more waves; hosts already done stay as they are (in-flight ones finished before this)."""
+    ledger = Ledger(env.ledger_table)
+    meta = ledger.rollout(rollout.rollout_id)
+    reason = _abort_reason(meta)
+    hosts = ledger.all_hosts(rollout.rollout_id)
+    not_started = [
+        host.move(HostState.SKIPPED, f"not started: {reason}", now) for host in hosts if host.state is HostState.PENDING
+    ]
+    ledger.put_hosts(not_started)
+    ledger.update_rollout(rollout.rollout_id, status="aborting", halt_reason=reason)
+    return _state(rollout, wave, done=True, skipped=len(not_started))
 
 
 def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
@@ -320,6 +623,32 @@ def withdraw(env: Settings, variant: str, arch: str, version: str, now: datetime
     return flagged
 
 
+def rollback_on_alarm(env: Settings, alarm_name: str, now: datetime) -> list[str]:
+    """Roll back the latest rollout of each group that watches `alarm_name`, if it succeeded within the
+    group's rollback window and no rollout of the group runs now. Returns the rollouts rolled back."""
+    ledger, locks, started = Ledger(env.ledger_table), GroupLock(env.lock_table), []
+    held = {lock["group"] for lock in locks.held()}
+    for policy in env.config.groups:
+        if not policy.alarms or not policy.rollback_window_hours or policy.name in held:
+            continue
+        if not _watches(policy, alarm_name):
+            continue
+        latest = next(iter(ledger.group_rollouts(policy.name, newest=1)), None)
+        if not latest or latest["status"] != "succeeded" or latest.get("rollback_of"):
+            continue
+        if now > datetime.fromisoformat(latest["finished_at"]) + timedelta(hours=policy.rollback_window_hours):
+            continue
+        request = {"group": policy.name, "rollback_of": latest["rollout_id"], "requested_by": f"alarm {alarm_name}"}
+        if executions.start(env.state_machine_arn, f"rollback-{latest['rollout_id']}"[:80], request):
+            started.append(latest["rollout_id"])
+    return started
+
+
+def _watches(policy: GroupPolicy, alarm_name: str) -> bool:
+    gate = policy.alarms
+    return gate is not None and (alarm_name in gate.names or any(alarm_name.startswith(p) for p in gate.prefixes))
+
+
 def _in_scope(host: HostRecord, scope: RollbackScope, wave: int) -> bool:
     if scope is RollbackScope.ROLLOUT:
         return True
@@ -341,9 +670,21 @@ def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any]
     if error:
         fields["error"] = cause
     ledger.update_rollout(rollout.rollout_id, **fields)
-    # What a group that follows this one waits for.
-    ledger.record_group_outcome(rollout.group, rollout.target_version, outcome, rollout.rollout_id, now.isoformat())
+    _record_group_outcome(ledger, meta, rollout, outcome, now)
+    reason = fields.get("error") or meta.get("halt_reason") or ""
+    _tell(OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=reason)
     return {"rollout": rollout.as_state(), "outcome": outcome, "summary": summary}
+
+
+def _record_group_outcome(ledger: Ledger, meta: dict[str, Any], rollout: Rollout, outcome: str, now: datetime) -> None:
+    """What a group that follows this one waits for. A rollback that went through marks the version it
+    undid as rolled back, so that followers skip it."""
+    undone = meta.get("rollback_of")
+    if not undone:
+        ledger.record_group_outcome(rollout.group, rollout.target_version, outcome, rollout.rollout_id, now.isoformat())
+    elif outcome == "succeeded":
+        version = ledger.rollout(undone)["target_version"]
+        ledger.record_group_outcome(rollout.group, version, "rolled-back", rollout.rollout_id, now.isoformat())
 
 
 FINISHED = frozenset({"succeeded", "halted", "failed", "nothing-to-do", "aborted", "timed-out"})
@@ -362,7 +703,9 @@ def settle(env: Settings, rollout: Rollout, execution_id: str, status: str, now:
         )
         outcome = {"ABORTED": "aborted", "TIMED_OUT": "timed-out"}.get(status, "failed")
         ledger.update_rollout(rollout.rollout_id, status=outcome, finished_at=now.isoformat(), error=cause)
-        ledger.record_group_outcome(rollout.group, rollout.target_version, outcome, rollout.rollout_id, now.isoformat())
+        _record_group_outcome(ledger, meta, rollout, outcome, now)
+        summary = dict(Counter(str(host.state) for host in ledger.all_hosts(rollout.rollout_id)))
+        _tell(OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=cause)
     released = GroupLock(env.lock_table).release(rollout.group, execution_id)
     return {"rollout": rollout.as_state(), "already_recorded": recorded, "lock_released": released}
 
@@ -378,6 +721,8 @@ def _outcome(meta: dict[str, Any], error: dict[str, Any] | None) -> str:
         return "failed"
     if meta["status"] in ("halting", "halted-rolling-back"):
         return "halted"
+    if meta["status"] == "aborting":
+        return "aborted"
     if meta["status"] == "nothing-to-do":
         return "nothing-to-do"
     return "succeeded"

@@ -19,6 +19,7 @@ class Settings:
     event_bus: str = ""  # release detection only
     trust_bucket: str = ""
     trusted_root_parameter: str = ""
+    state_machine_arn: str = ""  # rollbacks started by an alarm
 
 
 def _settings_from(environ: dict[str, str]) -> Settings:
@@ -30,6 +31,7 @@ def _settings_from(environ: dict[str, str]) -> Settings:
         event_bus=environ.get("EVENT_BUS", ""),
         trust_bucket=environ.get("TRUST_BUCKET", ""),
         trusted_root_parameter=environ.get("TRUSTED_ROOT_PARAMETER", ""),
+        state_machine_arn=environ.get("STATE_MACHINE_ARN", ""),
     )
 
 
@@ -47,5 +49,6 @@ def settings() -> Settings:
         "EVENT_BUS",
         "TRUST_BUCKET",
         "TRUSTED_ROOT_PARAMETER",
+        "STATE_MACHINE_ARN",
     )
     return _cached(tuple((name, os.environ.get(name, "")) for name in names))

@@ -59,9 +59,14 @@ def test_the_detector_may_publish_only_on_its_bus(watched: dict) -> None:
         for s in p["Properties"]["PolicyDocument"]["Statement"]
     ]
     put_events = [s for s in statements if "events:PutEvents" in s["Action"]]
-    (statement,) = put_events
     (bus,) = of_type(template, "AWS::Events::EventBus")
-    assert statement["Resource"] == {"Fn::GetAtt": [bus, "Arn"]}
+    (statement,) = [s for s in put_events if s["Resource"] == {"Fn::GetAtt": [bus, "Arn"]}]
+    assert "Condition" not in statement
+    # Every other publisher sends lifecycle events: to the default bus, with Updraft's source only.
+    for other in put_events:
+        if other is not statement:
+            assert other["Condition"] == {"StringEquals": {"events:source": "updraft"}}
+            assert "event-bus/default" in str(other["Resource"])
 
 
 def test_no_detection_no_release_watch(template: dict) -> None:

@@ -15,8 +15,11 @@ HANDLERS = {
     "start_inventory",
     "plan_waves",
     "apply_wave",
+    "before_wave",
     "check_hosts",
+    "bake",
     "halt",
+    "abort_rollout",
     "finish",
     "on_execution_end",
 }
@@ -33,9 +36,9 @@ def test_resource_counts(of_type):
     expected = {
         "AWS::DynamoDB::Table": 2,
         "AWS::SSM::Document": 4,
-        "AWS::Lambda::Function": 9,  # eight steps and the one that settles abnormal ends
+        "AWS::Lambda::Function": 12,  # eleven steps and the one that settles abnormal ends
         "AWS::StepFunctions::StateMachine": 1,
-        "AWS::IAM::Role": 10,  # one per function and the state machine's
+        "AWS::IAM::Role": 13,  # one per function and the state machine's
         "AWS::Events::Rule": 2,  # abnormal ends to the settling function; notifications to the topic
     }
     assert {t: len(of_type(t)) for t in expected} == expected

@@ -1,0 +1,19 @@
+"""Starting rollout executions from inside Updraft (an alarm that rolls a finished rollout back)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from updraft.adapters.aws import client
+
+
+def start(state_machine_arn: str, name: str, request: dict[str, Any]) -> bool:
+    """Start an execution named `name`; False if one by that name already ran (names are unique for
+    90 days, which makes a repeated start harmless)."""
+    sfn = client("stepfunctions")
+    try:
+        sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(request))
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return False
+    return True

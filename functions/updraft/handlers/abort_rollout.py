@@ -1,0 +1,16 @@
+"""An operator aborted the rollout: start no more waves, record the hosts that were never started."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from updraft import rollout
+from updraft.handlers._common import logger, step_input, tracer
+from updraft.settings import settings
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    step = step_input(event)
+    result = rollout.abort(settings(), step.rollout.domain(), step.wave, step.now)
+    logger.warning("rollout aborted", extra={"progress": result["progress"]})
+    return result

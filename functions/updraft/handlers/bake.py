@@ -1,0 +1,16 @@
+"""After a wave: its alarms must stay OK through the bake time before the next wave starts."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from updraft import rollout
+from updraft.handlers._common import logger, step_input, tracer
+from updraft.settings import settings
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    step = step_input(event)
+    result = rollout.bake(settings(), step.rollout.domain(), step.wave, step.now)
+    logger.info("baking", extra={"progress": result["progress"]})
+    return result
