@@ -53,6 +53,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 
+from sim import notifications
 from sim.clock import VirtualClock
 from sim.fleet import Fleet, SimulatedApiError, load_document
 
@@ -121,6 +122,7 @@ def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None =
     with contextlib.ExitStack() as stack:
         for patcher in _patches(fleet, clock, lambda_env or {}):
             stack.enter_context(patcher)
+        stack.enter_context(notifications.wired())  # after the EventBridge patches, which it wraps
         yield
 
 

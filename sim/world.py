@@ -252,3 +252,46 @@ class World:
 
     def lock_holder(self, group: str) -> str | None:
         return self.locks.get_item(Key={"group": group}).get("Item", {}).get("holder")
+
+    # -- notifications and lifecycle events -----------------------------------------------------
+    def subscribe_queue(self) -> str:
+        """An SQS queue subscribed to the notification topic, as an operator's tooling would; its URL."""
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="updraft-notifications")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns").subscribe(TopicArn=self.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
+        return url
+
+    def notifications(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every SNS notification the queue holds, oldest first: SNS's envelope (Subject, Message, ...)."""
+        return [json.loads(body) for body in self._drain(queue_url)]
+
+    def capture_lifecycle_events(self) -> str:
+        """A rule on the default bus sending every Updraft event to a FIFO queue, which keeps their order."""
+        sqs, events = boto3.client("sqs"), boto3.client("events")
+        url = sqs.create_queue(
+            QueueName="updraft-lifecycle.fifo",
+            Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="updraft-lifecycle-capture", EventPattern=json.dumps({"source": ["updraft"]}))
+        events.put_targets(
+            Rule="updraft-lifecycle-capture",
+            Targets=[{"Id": "capture", "Arn": arn, "SqsParameters": {"MessageGroupId": "updraft"}}],
+        )
+        return url
+
+    def lifecycle_events(self, queue_url: str) -> list[dict[str, Any]]:
+        """The events the capture queue received, in the order they were published."""
+        return [json.loads(body) for body in self._drain(queue_url)]
+
+    @staticmethod
+    def _drain(queue_url: str) -> list[str]:
+        sqs, bodies = boto3.client("sqs"), []
+        while True:
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return bodies
+            for message in messages:
+                bodies.append(message["Body"])
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from stacks.ledger import Ledger
+from stacks.observability import Observability
 from stacks.release_watch import ReleaseWatch
 from stacks.rollout_engine import RolloutEngine
 from updraft.config import UpdraftConfig
@@ -29,6 +30,17 @@ class UpdraftStack(Stack):
             CfnOutput(self, "ReleaseBusName", value=watch.bus_name)
             CfnOutput(self, "TrustBucketName", value=watch.trust.bucket_name)
 
+        observability = Observability(
+            self,
+            "Observability",
+            config=config,
+            state_machine=engine.state_machine,
+            functions=engine.functions,
+        )
+        CfnOutput(self, "NotificationTopicArn", value=observability.topic.topic_arn)
+        CfnOutput(self, "DashboardName", value=observability.dashboard.dashboard_name)
+        for alarm in observability.alarms:
+            CfnOutput(self, f"{alarm.node.id}AlarmName", value=alarm.alarm_name)
         CfnOutput(self, "RolloutStateMachineArn", value=engine.state_machine.state_machine_arn)
         CfnOutput(self, "LedgerTableName", value=ledger.table.table_name)
         CfnOutput(self, "LockTableName", value=ledger.locks.table_name)

@@ -8,6 +8,9 @@ from updraft.handlers._common import logger, step_input, tracer
 from updraft.settings import settings
 
 COUNTED = {"HostsUpdated": "updated", "HostsRolledBack": "rolled-back", "HostsRollbackFailed": "rollback-failed"}
+# When a wave's gate runs, its hosts that failed have all ended rolled back or rollback-failed; hosts rolled
+# back only because the rollout halted are rolled back after the gate.
+FAILED_AT_GATE = ("rolled-back", "rollback-failed")
 
 
 @logger.inject_lambda_context
@@ -17,14 +20,19 @@ def handler(event: dict, context: LambdaContext) -> dict:
     result = rollout.check_hosts(settings(), step.rollout.domain(), step.wave, step.scope, step.now)
     progress = result["progress"]
     if progress["done"]:
+        group = step.rollout.group
+        states = progress["states"]
         for name, state in COUNTED.items():
-            # One metric at a time, dimensioned by this rollout's group (a warm function serves many).
-            with single_metric(
-                name=name,
-                unit=MetricUnit.Count,
-                value=progress["states"].get(state, 0),
-                default_dimensions={"group": step.rollout.group},
-            ):
-                pass
+            emit(name, MetricUnit.Count, states.get(state, 0), group)
+        if "verdict" in progress:  # the wave's gate ran
+            emit("HostsFailed", MetricUnit.Count, sum(states.get(state, 0) for state in FAILED_AT_GATE), group)
+        if "wave_duration_seconds" in progress:
+            emit("WaveDurationSeconds", MetricUnit.Seconds, progress["wave_duration_seconds"], group)
         logger.info("scope done", extra={"progress": progress})
     return result
+
+
+def emit(name: str, unit: MetricUnit, value: float, group: str) -> None:
+    """One metric at a time, dimensioned by the rollout's group (a warm function serves many groups)."""
+    with single_metric(name=name, unit=unit, value=value, default_dimensions={"group": group}):
+        pass

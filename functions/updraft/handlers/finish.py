@@ -1,10 +1,21 @@
 """Record the rollout's outcome; on the error path, leave no host in a non-final state."""
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import rollout
 from updraft.handlers._common import logger, step_input, tracer
 from updraft.settings import settings
+
+# How a rollout ended -> the metric that counts it (a rollout with nothing to do succeeded).
+OUTCOME_METRICS = {
+    "succeeded": "RolloutsSucceeded",
+    "nothing-to-do": "RolloutsSucceeded",
+    "halted": "RolloutsHalted",
+    "failed": "RolloutsFailed",
+    "timed-out": "RolloutsFailed",
+    "aborted": "RolloutsAborted",
+}
 
 
 @logger.inject_lambda_context
@@ -12,5 +23,11 @@ from updraft.settings import settings
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
     result = rollout.finish(settings(), step.rollout.domain(), step.now, step.error)
-    logger.info("rollout finished", extra={"outcome": result["outcome"], "summary": result["summary"]})
+    outcome = result["outcome"]
+    # Dimensioned by the rollout's group: a warm function serves many groups.
+    with single_metric(
+        name=OUTCOME_METRICS[outcome], unit=MetricUnit.Count, value=1, default_dimensions={"group": step.rollout.group}
+    ):
+        pass
+    logger.info("rollout finished", extra={"outcome": outcome, "summary": result["summary"]})
     return result

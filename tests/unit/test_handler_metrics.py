@@ -1,0 +1,107 @@
+"""The metrics the rollout's handlers publish (CloudWatch embedded metric format on standard output)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from updraft.handlers import check_hosts, finish
+
+ROLLOUT = {"rollout_id": "r-1", "group": "web", "target_version": "1.27.0"}
+EVENT = {"rollout": ROLLOUT, "now": "2030-01-01T00:00:00+00:00", "wave": 1, "scope": "wave"}
+CONTEXT = SimpleNamespace(
+    function_name="check",
+    memory_limit_in_mb=512,
+    invoked_function_arn="arn:aws:lambda:::function:x",
+    aws_request_id="1",
+)
+
+
+@pytest.fixture(autouse=True)
+def powertools_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Updraft")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "updraft")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+
+
+def published(output: str) -> dict[str, tuple[float, str, dict[str, str]]]:
+    """{metric name: (value, unit, dimensions)} from the EMF lines a handler printed."""
+    metrics = {}
+    for line in output.splitlines():
+        blob = json.loads(line) if line.startswith("{") else {}
+        for directive in blob.get("_aws", {}).get("CloudWatchMetrics", []):
+            (dimensions,) = directive["Dimensions"]
+            assert directive["Namespace"] == "Updraft"
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                metrics[metric["Name"]] = (
+                    value[0] if isinstance(value, list) else value,
+                    metric["Unit"],
+                    {d: blob[d] for d in dimensions},
+                )
+    return metrics
+
+
+def run(monkeypatch, module: Any, step: str, result: dict, capsys) -> dict:
+    monkeypatch.setattr(module, "settings", lambda: None)
+    monkeypatch.setattr(module.rollout, step, lambda *args: result)
+    module.handler(dict(EVENT), CONTEXT)
+    return published(capsys.readouterr().out)
+
+
+def test_a_gated_wave_counts_its_hosts_its_failures_and_its_duration(monkeypatch, capsys):
+    progress = {
+        "done": True,
+        "states": {"updated": 4, "rolled-back": 1, "rollback-failed": 1},
+        "failures": 2,
+        "verdict": "continue",
+        "reason": "within budget",
+        "wave_duration_seconds": 840,
+    }
+    metrics = run(
+        monkeypatch, check_hosts, "check_hosts", {"rollout": ROLLOUT, "wave": 1, "progress": progress}, capsys
+    )
+    group = {"group": "web", "service": "updraft"}
+    assert metrics == {
+        "HostsUpdated": (4.0, "Count", group),
+        "HostsRolledBack": (1.0, "Count", group),
+        "HostsRollbackFailed": (1.0, "Count", group),
+        "HostsFailed": (2.0, "Count", group),
+        "WaveDurationSeconds": (840.0, "Seconds", group),
+    }
+
+
+def test_a_scope_still_running_publishes_nothing(monkeypatch, capsys):
+    progress = {"done": False, "states": {"applying": 3}, "failures": 0, "next_poll_seconds": 30}
+    assert (
+        run(monkeypatch, check_hosts, "check_hosts", {"rollout": ROLLOUT, "wave": 1, "progress": progress}, capsys)
+        == {}
+    )
+
+
+def test_a_scope_without_a_gate_has_no_failure_count_or_duration(monkeypatch, capsys):
+    progress = {"done": True, "states": {"rolled-back": 3}, "failures": 1, "next_poll_seconds": 30}
+    metrics = run(
+        monkeypatch, check_hosts, "check_hosts", {"rollout": ROLLOUT, "wave": 1, "progress": progress}, capsys
+    )
+    assert set(metrics) == {"HostsUpdated", "HostsRolledBack", "HostsRollbackFailed"}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "metric"),
+    [
+        ("succeeded", "RolloutsSucceeded"),
+        ("nothing-to-do", "RolloutsSucceeded"),
+        ("halted", "RolloutsHalted"),
+        ("failed", "RolloutsFailed"),
+        ("timed-out", "RolloutsFailed"),
+        ("aborted", "RolloutsAborted"),
+    ],
+)
+def test_finish_counts_the_rollout_by_its_outcome(monkeypatch, capsys, outcome, metric):
+    result = {"rollout": ROLLOUT, "outcome": outcome, "summary": {"updated": 3}}
+    metrics = run(monkeypatch, finish, "finish", result, capsys)
+    assert metrics == {metric: (1.0, "Count", {"group": "web", "service": "updraft"})}
