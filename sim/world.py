@@ -26,7 +26,7 @@ from sim.clock import VirtualClock
 from sim.deploy import ACCOUNT, REGION, deploy
 from sim.fleet import Fleet
 
-IAM_PREFIX = {"sfn": "states"}  # botocore's event names use service ids, IAM its own prefixes
+IAM_PREFIX = {"sfn": "states", "eventbridge": "events"}  # botocore's event names use service ids, IAM its own prefixes
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 AMI = "ami-0b0770cf8a9a5e1c5"  # any id: moto need not know it
 ENVIRONMENT = {

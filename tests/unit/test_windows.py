@@ -57,7 +57,7 @@ def test_a_wave_longer_than_the_window_is_refused():
 
 
 def test_config_refuses_a_window_too_short_for_one_wave_naming_the_field():
-    with pytest.raises(ValidationError, match="maintenance_window.duration_minutes: 30 min cannot hold one wave"):
+    with pytest.raises(ValidationError, match=r"maintenance_window\.duration_minutes: 30 min cannot hold one wave"):
         GroupPolicy(
             name="g",
             variant="aws-ecs-2",

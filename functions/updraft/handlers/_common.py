@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, ConfigDict
 
 from updraft.rollout import Rollout
@@ -40,3 +41,9 @@ def step_input(event: dict[str, Any]) -> StepInput:
     parsed = StepInput.model_validate(event)
     logger.append_keys(rollout_id=parsed.rollout.rollout_id, group=parsed.rollout.group, wave=parsed.wave)
     return parsed
+
+
+def emit(name: str, unit: MetricUnit, value: float, group: str) -> None:
+    """One metric at a time, dimensioned by the rollout's group (a warm function serves many groups)."""
+    with single_metric(name=name, unit=unit, value=value, default_dimensions={"group": group}):
+        pass

@@ -1,9 +1,10 @@
 """After a wave: its alarms must stay OK through the bake time before the next wave starts."""
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import rollout
-from updraft.handlers._common import logger, step_input, tracer
+from updraft.handlers._common import emit, logger, step_input, tracer
 from updraft.settings import settings
 
 
@@ -12,5 +13,8 @@ from updraft.settings import settings
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
     result = rollout.bake(settings(), step.rollout.domain(), step.wave, step.now)
-    logger.info("baking", extra={"progress": result["progress"]})
+    progress = result["progress"]
+    if "wave_duration_seconds" in progress:  # the bake ended: the wave is over
+        emit("WaveDurationSeconds", MetricUnit.Seconds, progress["wave_duration_seconds"], step.rollout.group)
+    logger.info("baking", extra={"progress": progress})
     return result

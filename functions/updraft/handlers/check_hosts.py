@@ -1,10 +1,10 @@
 """Advance every host in scope one step; gate the wave on the error budget when it is done."""
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import rollout
-from updraft.handlers._common import logger, step_input, tracer
+from updraft.handlers._common import emit, logger, step_input, tracer
 from updraft.settings import settings
 
 COUNTED = {"HostsUpdated": "updated", "HostsRolledBack": "rolled-back", "HostsRollbackFailed": "rollback-failed"}
@@ -30,9 +30,3 @@ def handler(event: dict, context: LambdaContext) -> dict:
             emit("WaveDurationSeconds", MetricUnit.Seconds, progress["wave_duration_seconds"], group)
         logger.info("scope done", extra={"progress": progress})
     return result
-
-
-def emit(name: str, unit: MetricUnit, value: float, group: str) -> None:
-    """One metric at a time, dimensioned by the rollout's group (a warm function serves many groups)."""
-    with single_metric(name=name, unit=unit, value=value, default_dimensions={"group": group}):
-        pass
