@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from updraft.adapters import ec2, ssm
+from updraft.adapters import ec2, ecs, ssm
 from updraft.adapters.aws import chunks
 from updraft.adapters.ledger import Ledger
 from updraft.adapters.lock import GroupLock
@@ -31,13 +31,16 @@ from updraft.domain.hosts import (
     Observation,
     RebootThroughEc2,
     SendDocument,
+    SetContainerState,
     Step,
     advance,
+    begin_drain,
     begin_rollback,
     command_outcome,
     deadline_after,
     first_poll_seconds,
     next_poll_seconds,
+    start_apply,
 )
 from updraft.domain.reports import InventoryReport
 from updraft.domain.waves import Candidate
@@ -47,7 +50,12 @@ from updraft.settings import Settings
 
 INVENTORY_TIMEOUT = 120
 INVENTORY_DEADLINE = 300
-DOC_PARAMETER = {Doc.APPLY: "TargetVersion", Doc.VERIFY: "ExpectedVersion", Doc.ROLLBACK: "PreviousVersion"}
+DOC_PARAMETER = {
+    Doc.APPLY: "TargetVersion",
+    Doc.VERIFY: "ExpectedVersion",
+    Doc.ROLLBACK: "PreviousVersion",
+    Doc.HEALTH: "Group",  # the document runs the command configured for the group
+}
 
 
 @dataclass(frozen=True)
@@ -225,13 +233,12 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
     ]
     ledger.put_hosts(gone)
     ready = [host for host in pending if host.instance_id in connected]
-    applying = [
-        host.move(HostState.APPLYING, "apply sent", now, deadline=deadline_after(now, policy.apply_timeout_seconds))
-        for host in ready
-    ]
-    _send(env, ledger, applying, SendDocument(Doc.APPLY, rollout.target_version), policy)
+    if policy.ecs:
+        started = _drain_wave(env, ledger, ready, policy.ecs.cluster, policy, now)
+    else:
+        started = _carry_out(env, ledger, [start_apply(host, "apply sent", now, policy) for host in ready], policy)
     ledger.update_rollout(rollout.rollout_id, current_wave=wave, status="rolling-out")
-    progress = {"done": False, "next_poll_seconds": first_poll_seconds(policy), "sent": len(applying)}
+    progress = {"done": False, "next_poll_seconds": first_poll_seconds(policy), "sent": len(started)}
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
 
@@ -395,11 +402,13 @@ def _observe(hosts: list[HostRecord]) -> dict[str, Observation]:
     connected = ssm.online(ids)
     verifying = [host.instance_id for host in hosts if host.state is HostState.VERIFYING]
     statuses = ec2.instance_status(verifying) if verifying else {}
+    containers = _look_at_containers(hosts)
     return {
         host.instance_id: Observation(
             invocation=outputs.get((host.command_id or "", host.instance_id)),
             online=host.instance_id in connected,
             instance_status=statuses.get(host.instance_id),
+            container=containers.get(host.container_instance or ""),
         )
         for host in hosts
     }
@@ -416,13 +425,18 @@ def _carry_out(env: Settings, ledger: Ledger, steps: list[Step], policy: GroupPo
     if rebooting:
         ec2.reboot([host.instance_id for host in rebooting])
         ledger.put_hosts(rebooting)
+    containers = [
+        record
+        for status in ("DRAINING", "ACTIVE")
+        for record in _set_container_states(ledger, by_action.pop(SetContainerState(status), []), status)
+    ]
     sent = [
         record
         for action, records in by_action.items()
         if isinstance(action, SendDocument)
         for record in _send(env, ledger, records, action, policy)
     ]
-    return done + rebooting + sent
+    return done + rebooting + containers + sent
 
 
 def _send(
@@ -430,10 +444,72 @@ def _send(
 ) -> list[HostRecord]:
     """Send the document in batches, recording each batch's command id as soon as it is sent."""
     timeout = policy.apply_timeout_seconds if action.doc in (Doc.APPLY, Doc.ROLLBACK) else 120
-    parameters = {DOC_PARAMETER[action.doc]: action.version}
+    if action.doc is Doc.HEALTH and policy.health_check:
+        timeout = policy.health_check.timeout_seconds
+    parameters = {DOC_PARAMETER[action.doc]: policy.name if action.doc is Doc.HEALTH else action.version}
     recorded: list[HostRecord] = []
     for batch in chunks(records, ssm.SEND_COMMAND_LIMIT):
         sent = ssm.send_document(env.documents[action.doc], [h.instance_id for h in batch], parameters, timeout)
         recorded += [host.sent(action.doc, sent[host.instance_id]) for host in batch]
         ledger.put_hosts(recorded[-len(batch) :])
     return recorded
+
+
+# -- ECS container instances ------------------------------------------------------------------------------
+# Observed while they matter: draining, being set ACTIVE again after the update or after a rollback.
+_CONTAINER_STATES = frozenset({HostState.DRAINING, HostState.ACTIVATING, HostState.ROLLING_BACK})
+
+
+def _drain_wave(
+    env: Settings, ledger: Ledger, ready: list[HostRecord], cluster: str, policy: GroupPolicy, now: datetime
+) -> list[HostRecord]:
+    """Drain the wave's container instances, then look once: a host with nothing to drain is applied now."""
+    found = ecs.container_instances(cluster, [host.instance_id for host in ready]) if ready else {}
+    strangers = [
+        host.move(HostState.SKIPPED, f"not a container instance of ECS cluster {cluster}; nothing applied", now)
+        for host in ready
+        if host.instance_id not in found
+    ]
+    ledger.put_hosts(strangers)
+    members = [host for host in ready if host.instance_id in found]
+    steps = [begin_drain(host, cluster, found[host.instance_id], now, policy) for host in members]
+    draining = _carry_out(env, ledger, steps, policy)
+    seen = _observe(draining)
+    moved = [advance(host, seen[host.instance_id], now, policy) for host in draining]
+    changed = [step for step, host in zip(moved, draining, strict=True) if step.action or step.record != host]
+    _carry_out(env, ledger, changed, policy)
+    return draining
+
+
+def _look_at_containers(hosts: list[HostRecord]) -> dict[str, Any]:
+    """The container instances of the hosts that await ECS, by ARN, with unmanaged tasks of those draining."""
+    by_cluster: dict[str, list[HostRecord]] = defaultdict(list)
+    for host in hosts:
+        if host.container_instance and host.ecs_cluster and host.state in _CONTAINER_STATES:
+            by_cluster[host.ecs_cluster].append(host)
+    views: dict[str, Any] = {}
+    for cluster, members in by_cluster.items():
+        found = ecs.describe(cluster, [host.container_instance or "" for host in members])
+        busy = [
+            arn
+            for host in members
+            if host.state is HostState.DRAINING and (arn := host.container_instance) in found
+            if found[arn].running_tasks
+        ]
+        unmanaged = ecs.unmanaged_tasks(cluster, busy) if busy else {}
+        views |= {
+            arn: replace(view, unmanaged_tasks=unmanaged.get(arn, ())) if arn in unmanaged else view
+            for arn, view in found.items()
+        }
+    return views
+
+
+def _set_container_states(ledger: Ledger, records: list[HostRecord], status: str) -> list[HostRecord]:
+    """One batched state change per cluster, each record written right after its cluster's call."""
+    by_cluster: dict[str, list[HostRecord]] = defaultdict(list)
+    for record in records:
+        by_cluster[record.ecs_cluster or ""].append(record)
+    for cluster, members in sorted(by_cluster.items()):
+        ecs.set_state(cluster, [record.container_instance or "" for record in members], status)
+        ledger.put_hosts(members)
+    return records
