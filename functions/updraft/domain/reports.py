@@ -74,7 +74,7 @@ class HealthReport(Report):
 
     doc: Literal["health"]
     result: Literal["healthy", "unhealthy", "timed-out"]
-    exit_code: Annotated[int, Field(ge=0, le=255)]
+    exit_code: Annotated[int, Field(ge=0, le=255, strict=True)]
     timeout_seconds: Annotated[int, Field(ge=1)]
     output: Annotated[str, Field(max_length=1024)] = ""
 
