@@ -13,13 +13,14 @@ from stacks.documents import health_document
 from updraft.adapters.ssm import ERROR_MARKER
 from updraft.config import GroupPolicy
 from updraft.domain.reports import ErrorReport, HealthReport, parse_report
+from updraft.errors import MalformedCommandOutput
 
 VARIANT = "aws-ecs-2"
 PREV, TARGET = "1.26.0", "1.26.1"
 GROUPS = [
-    GroupPolicy(name="web", variant=VARIANT, health_check={"command": "workload-health --quick", "timeout_seconds": 30}),
+    GroupPolicy(name="web", variant=VARIANT, health_check={"command": "workload-health -q", "timeout_seconds": 30}),
     # A command with shell metacharacters and quotes: written into the script literally, never interpreted early.
-    GroupPolicy(name="api", variant=VARIANT, health_check={"command": "echo \"it's $((1+1))\" && workload-health"}),
+    GroupPolicy(name="api", variant=VARIANT, health_check={"command": 'echo "it\'s $((1+1))" && workload-health'}),
     GroupPolicy(name="batch", variant=VARIANT),
 ]
 DOCUMENT = health_document(GROUPS)
@@ -110,7 +111,7 @@ def test_a_group_without_a_health_command_is_refused_by_the_pattern(fleet: Fleet
 
 
 def test_garbage_from_the_document_is_a_named_error() -> None:
-    with pytest.raises(Exception, match="MalformedCommandOutput|health: expected a report"):
+    with pytest.raises(MalformedCommandOutput, match="health: expected a report of document 'health'"):
         parse_report("health", '{"doc":"verify"}\n')
     report = parse_report("health", '{"doc":"health","result":"error","stage":"config","error":"no command"}\n')
     assert isinstance(report, ErrorReport)
