@@ -30,6 +30,10 @@ class Fault(StrEnum):
     IMPAIRED = "impaired"  # EC2 status checks impaired after booting the new image
     GARBLED_OS = "garbled-os"  # `apiclient get os` answers truncated JSON
     GARBLED_STATUS = "garbled-status"  # `apiclient raw -u /updates/status` answers truncated JSON
+    # The workload, once the host runs another version than it was launched with:
+    UNHEALTHY_WORKLOAD = "unhealthy-workload"  # its health check fails
+    WORKLOAD_HANGS = "workload-hangs"  # its health check never answers
+    ECS_AGENT_OFFLINE = "ecs-agent-offline"  # the ECS agent never connects to its cluster
 
 
 @dataclass
@@ -87,9 +91,11 @@ class SimHost:
     impaired: bool = False
     boots: int = 0
     boot_log: list[tuple[float, float]] = field(default_factory=list)  # (went down, agent back)
+    launched_version: str = ""  # what the workload was deployed and proven on
 
     def __post_init__(self) -> None:
         self.boot_id = self._new_boot_id()
+        self.launched_version = self.launched_version or self.version
 
     # -- time ---------------------------------------------------------------------------------
     def sync(self, now: float) -> None:
@@ -336,3 +342,23 @@ class SimHost:
         if "--reboot" in flags:
             self.schedule_reboot(at + seconds + 1)
         return Reply(seconds=seconds + 1)
+
+    # -- the workload ------------------------------------------------------------------------------
+    def _workload_fault(self, fault: Fault) -> bool:
+        """A workload fault shows once the host runs another version than it was launched with, or when
+        the release it runs brings it."""
+        own = fault in self.faults and self.version != self.launched_version
+        return own or self.repo.bad_releases.get(self.version) is fault
+
+    def ecs_agent_connected(self, now: float) -> bool:
+        """The ECS agent starts with the host and connects once it is up."""
+        return self.online(now) and not self._workload_fault(Fault.ECS_AGENT_OFFLINE)
+
+    def workload_health(self, at: float) -> Reply:
+        """What a health command run on the host reports about its workload."""
+        self.sync(at)
+        if self._workload_fault(Fault.WORKLOAD_HANGS):
+            return Reply(rc=0, stdout="checking workload\n", seconds=86_400.0)
+        if self._workload_fault(Fault.UNHEALTHY_WORKLOAD):
+            return Reply(rc=1, stdout="checking workload\n", stderr="app: 2 of 3 containers unhealthy\n", seconds=3.0)
+        return Reply(stdout=f"workload healthy on {self.version}\n", seconds=self.rng.uniform(1, 4))

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PRELUDE = Path(__file__).with_name("control_container.sh")
+# Programs of the simulated container (a workload health command), first on its PATH.
+PROGRAMS = Path(__file__).with_name("bin")
 PARAMETER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -79,12 +81,14 @@ class ControlContainer:
             driver = [PRELUDE.read_text(), "exec 9>&1  # detached jobs hold this open until they finish"]
             for index, host in enumerate(hosts):
                 driver.append(
-                    f"UPDRAFT_SIM_HOST={shlex.quote(host)} && "
+                    # Exported: programs the script starts answer for the same host.
+                    f"export UPDRAFT_SIM_HOST={shlex.quote(host)} && "
                     f'( . "$W/script.sh" ) >"$W/{index}.out" 2>"$W/{index}.err" </dev/null; echo $? >"$W/{index}.rc"'
                 )
             (folder / "driver.sh").write_text("\n".join(driver) + "\n")
             env = {
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "PATH": f"{PROGRAMS}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                "UPDRAFT_SIM_PRELUDE": str(PRELUDE),
                 "LC_ALL": "C",
                 "W": work,
                 "UPDRAFT_SIM_PORT": str(self.port),

@@ -19,3 +19,12 @@ sleep() { __sim_call sleep "$@"; }
 cat() {
   if [ "$#" -eq 1 ] && [ "$1" = /proc/sys/kernel/random/boot_id ]; then __sim_call boot-id; else command cat "$@"; fi
 }
+# coreutils `timeout`, on the host's virtual clock: the real one bounds the real run, and the host's cursor
+# tells whether the command outlived its limit (then it was stopped there and the exit status is 124).
+timeout() {
+  local limit=$1 rc=0
+  shift
+  __sim_call timeout-start "$limit"
+  command timeout "$limit" "$@" || rc=$?
+  __sim_call timeout-end "$rc"
+}

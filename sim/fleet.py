@@ -68,6 +68,7 @@ class Fleet:
         self.throttle_sends = 0  # the next N SendCommand calls are throttled
         self.document_source: Callable[[str], dict] | None = None
         self._cursor: dict[str, float] = {}
+        self._limits: dict[str, float] = {}  # when a running `timeout` stops its command, per host
         self._lock = threading.RLock()
         self.container = ControlContainer(self._on_call)
 
@@ -109,7 +110,24 @@ class Fleet:
                 return 0, "", ""
             case ["boot-id"]:
                 return 0, host.boot_id + "\n", ""
+            case ["workload-health", *_]:
+                reply = host.workload_health(at)
+                self._cursor[instance_id] = at + reply.seconds
+                return reply.rc, reply.stdout, reply.stderr
+            case ["timeout-start", seconds]:
+                self._limits[instance_id] = at + float(seconds)
+                return 0, "", ""
+            case ["timeout-end", rc]:
+                return self._timeout_end(instance_id, int(rc)), "", ""
         return 127, "", f"simulated control container: {argv[0]}: command not found\n"
+
+    def _timeout_end(self, instance_id: str, rc: int) -> int:
+        """coreutils `timeout` in virtual time: a command still running at the limit is stopped there (124)."""
+        limit = self._limits.pop(instance_id, float("inf"))
+        if self._cursor[instance_id] > limit:
+            self._cursor[instance_id] = limit
+            return 124
+        return rc
 
     # -- SSM Run Command ----------------------------------------------------------------------------
     def send_command(

@@ -55,6 +55,7 @@ from moto.stepfunctions.parser.backend.execution import Execution as ParserExecu
 
 from sim import notifications
 from sim.clock import VirtualClock
+from sim.ecs import simulated as simulated_ecs
 from sim.fleet import Fleet, SimulatedApiError, load_document
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
@@ -123,6 +124,7 @@ def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None =
         for patcher in _patches(fleet, clock, lambda_env or {}):
             stack.enter_context(patcher)
         stack.enter_context(notifications.wired())  # after the EventBridge patches, which it wraps
+        stack.enter_context(simulated_ecs(fleet, clock))  # ECS's scheduler and agents, in sim/ecs.py
         yield
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -295,3 +296,75 @@ class World:
             for message in messages:
                 bodies.append(message["Body"])
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    # -- ECS ------------------------------------------------------------------------------------
+    def ecs_cluster(self, name: str) -> None:
+        """An ECS cluster with a service task definition (`app`) and a standalone one (`job`)."""
+        ecs = boto3.client("ecs")
+        ecs.create_cluster(clusterName=name)
+        for family in ("app", "job"):
+            ecs.register_task_definition(
+                family=family,
+                containerDefinitions=[{"name": family, "image": f"example/{family}:1", "memory": 256}],
+            )
+
+    def join_cluster(self, cluster: str, instance_ids: Iterable[str]) -> dict[str, str]:
+        """Register the hosts as container instances of the cluster, as their ECS agents do; their ARNs."""
+        ecs, joined = boto3.client("ecs"), {}
+        for instance_id in instance_ids:
+            identity = {"instanceId": instance_id, "region": REGION, "accountId": ACCOUNT}
+            registered = ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=json.dumps(identity))
+            joined[instance_id] = registered["containerInstance"]["containerInstanceArn"]
+        return joined
+
+    def run_service_tasks(self, cluster: str, instance_id: str, count: int, service: str = "web") -> list[str]:
+        """Tasks a service's deployment placed on the host: ECS stops and replaces them when it drains."""
+        started_by = f"ecs-svc/{zlib.crc32(service.encode()):019d}"  # the shape of a deployment id
+        return self._start_tasks(cluster, instance_id, count, "app", started_by, f"service:{service}")
+
+    def run_standalone_task(self, cluster: str, instance_id: str, seconds: int) -> str:
+        """A task no service owns (RunTask/StartTask): it runs until its command (`sleep N`) ends."""
+        overrides = {"containerOverrides": [{"name": "job", "command": ["sleep", str(seconds)]}]}
+        (task,) = self._start_tasks(cluster, instance_id, 1, "job", "nightly-report", "family:job", overrides)
+        return task
+
+    def _start_tasks(
+        self, cluster: str, instance_id: str, count: int, family: str, started_by: str, group: str, overrides=None
+    ) -> list[str]:
+        ecs = boto3.client("ecs")
+        arn = self.container_instance_arns(cluster)[instance_id]
+        return [
+            ecs.start_task(
+                cluster=cluster,
+                taskDefinition=family,
+                containerInstances=[arn],
+                startedBy=started_by,
+                group=group,
+                overrides=overrides or {},
+            )["tasks"][0]["taskArn"]
+            for _ in range(count)
+        ]
+
+    def container_instance_arns(self, cluster: str) -> dict[str, str]:
+        described = self.container_instances(cluster)
+        return {instance_id: view["containerInstanceArn"] for instance_id, view in described.items()}
+
+    def container_instances(self, cluster: str) -> dict[str, dict[str, Any]]:
+        """Every container instance of the cluster as ECS describes it now, by EC2 instance id."""
+        ecs = boto3.client("ecs")
+        arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(arns), 100):
+            described = ecs.describe_container_instances(cluster=cluster, containerInstances=arns[start : start + 100])
+            found |= {item["ec2InstanceId"]: item for item in described["containerInstances"]}
+        return found
+
+    def running_tasks(self, cluster: str) -> dict[str, dict[str, Any]]:
+        """Every task of the cluster that runs now, by task ARN."""
+        ecs = boto3.client("ecs")
+        arns = ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"]
+        tasks: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(arns), 100):
+            described = ecs.describe_tasks(cluster=cluster, tasks=arns[start : start + 100])["tasks"]
+            tasks |= {task["taskArn"]: task for task in described}
+        return tasks

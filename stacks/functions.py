@@ -49,6 +49,7 @@ class FunctionSpec:
     runs_documents: tuple[str, ...] = ()  # SSM documents it may send, to the configured groups' hosts only
     unscoped_actions: tuple[str, ...] = ()  # read/list actions that take no resource-level permissions
     reboots_hosts: bool = False
+    ecs_actions: tuple[str, ...] = ()  # on the configured ECS groups' clusters only (none when no group uses ECS)
     takes_lock: bool = False
     releases_lock: bool = False
     step: bool = True  # a task of the rollout state machine (else: invoked by an EventBridge rule)
@@ -68,6 +69,13 @@ class FunctionSpec:
 
 _LIST_INVOCATIONS = "ssm:ListCommandInvocations"
 _DESCRIBE_MANAGED = "ssm:DescribeInstanceInformation"
+# Watching drains and re-activations: container instance state and counts, the tasks no service owns.
+_ECS_WATCH = (
+    "ecs:DescribeContainerInstances",
+    "ecs:UpdateContainerInstancesState",
+    "ecs:ListTasks",
+    "ecs:DescribeTasks",
+)
 
 FUNCTIONS = (
     FunctionSpec("check_release", timeout_minutes=1),
@@ -78,19 +86,22 @@ FUNCTIONS = (
         unscoped_actions=("ec2:DescribeInstances", _DESCRIBE_MANAGED),
     ),
     FunctionSpec("plan_waves", unscoped_actions=("ec2:DescribeInstances", _LIST_INVOCATIONS), publishes_events=True),
-    FunctionSpec("before_wave", timeout_minutes=1, publishes_events=True, reads_alarms=True),
     FunctionSpec(
         "apply_wave",
         runs_documents=("apply",),
         unscoped_actions=(_DESCRIBE_MANAGED, _LIST_INVOCATIONS),
+        ecs_actions=("ecs:ListContainerInstances", *_ECS_WATCH),
+        publishes_events=True,
+        reads_alarms=True,
     ),
     FunctionSpec(
         "check_hosts",
-        runs_documents=("verify", "rollback"),
+        runs_documents=("verify", "rollback", "health"),
         unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, "ec2:DescribeInstanceStatus"),
         reboots_hosts=True,
         publishes_events=True,
         reads_alarms=True,
+        ecs_actions=_ECS_WATCH,
     ),
     FunctionSpec("bake", timeout_minutes=1, publishes_events=True, reads_alarms=True),
     FunctionSpec(
@@ -140,7 +151,8 @@ class RolloutFunctions(Construct):
     def environment(self) -> dict[str, str]:
         # Refs rather than the known names: each function then depends on the documents it runs.
         names = {kind: document.ref for kind, document in self.documents.documents.items()}
-        return {
+        health = {"DOCUMENT_HEALTH": names["health"]} if "health" in names else {}
+        return health | {
             "UPDRAFT_CONFIG": self.config.to_env(),
             "LEDGER_TABLE": self.ledger.table_name,
             "LOCK_TABLE": self.locks.table_name,
@@ -217,6 +229,8 @@ class RolloutFunctions(Construct):
             statements.append(iam.PolicyStatement(actions=sorted(actions), resources=["*"]))
         if spec.publishes_events:
             statements.append(self.publish_lifecycle_events())
+        if spec.ecs_actions and self._clusters():
+            statements += self._ecs_statements(spec.ecs_actions)
         return statements
 
     def publish_lifecycle_events(self) -> iam.PolicyStatement:
@@ -226,6 +240,38 @@ class RolloutFunctions(Construct):
             resources=[Stack.of(self).format_arn(service="events", resource="event-bus", resource_name="default")],
             conditions={"StringEquals": {"events:source": SOURCE}},
         )
+
+    def _clusters(self) -> list[str]:
+        return sorted({group.ecs.cluster for group in self.config.groups if group.ecs})
+
+    def _ecs_arns(self, resource: str, suffix: str = "") -> list[str]:
+        stack = Stack.of(self)
+        return [
+            stack.format_arn(service="ecs", resource=resource, resource_name=cluster + suffix)
+            for cluster in self._clusters()
+        ]
+
+    def _ecs_statements(self, actions: tuple[str, ...]) -> list[iam.PolicyStatement]:
+        """ECS actions on the configured clusters, each scoped as far as the action allows."""
+        in_clusters = {"ArnEquals": {"ecs:cluster": self._ecs_arns("cluster")}}
+        scoped = {
+            "ecs:ListContainerInstances": (self._ecs_arns("cluster"), None),
+            "ecs:DescribeContainerInstances": (self._ecs_arns("container-instance", "/*"), in_clusters),
+            "ecs:UpdateContainerInstancesState": (self._ecs_arns("container-instance", "/*"), in_clusters),
+            # ListTasks names no resource the policy could match: the cluster condition is its only scope.
+            "ecs:ListTasks": (["*"], in_clusters),
+            "ecs:DescribeTasks": (self._ecs_arns("task", "/*"), in_clusters),
+        }
+        grouped: dict[tuple[tuple[str, ...], bool], list[str]] = {}
+        for action in actions:
+            resources, condition = scoped[action]
+            grouped.setdefault((tuple(resources), condition is not None), []).append(action)
+        return [
+            iam.PolicyStatement(
+                actions=sorted(names), resources=list(resources), conditions=in_clusters if conditioned else None
+            )
+            for (resources, conditioned), names in grouped.items()
+        ]
 
     def _lock_statements(self) -> list[iam.PolicyStatement]:
         return [
@@ -263,7 +309,17 @@ class RolloutFunctions(Construct):
         reason = f"{unscoped}: no resource-level permissions exist."
         if spec.reads_alarms:
             reason += " cloudwatch:DescribeAlarms (read only) must be granted on * to return composite alarms."
+        if spec.ecs_actions and self._clusters():
+            reason += " ecs:ListTasks: limited to the configured clusters by the ecs:cluster condition."
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]", reason)
+        if spec.ecs_actions:
+            for cluster in self._clusters():
+                for kind in ("container-instance", "task"):
+                    acknowledge(
+                        role,
+                        f"AwsSolutions-IAM5[Resource::{nag_arn(self, 'ecs', f'{kind}/{cluster}/*')}]",
+                        f"Container instances and tasks are only known at run time; limited to cluster {cluster}.",
+                    )
         if spec.runs_documents or spec.reboots_hosts:
             acknowledge(
                 role,

@@ -41,7 +41,7 @@ class RolloutEngine(Construct):
         super().__init__(scope, construct_id)
         # Named up front so the lock function's policy can name its executions without a dependency cycle.
         self.state_machine_name = f"{Stack.of(self).stack_name}-rollout"
-        self.documents = CommandDocuments(self, "Documents")
+        self.documents = CommandDocuments(self, "Documents", config)
         self.function_factory = RolloutFunctions(
             self,
             "Functions",

@@ -76,6 +76,14 @@ class HealthCheck(Strict):
     command: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\n\r]+$")]
     timeout_seconds: Annotated[int, Field(ge=10, le=3600)] = 120
 
+    @field_validator("command")
+    @classmethod
+    def _no_document_parameters(cls, command: str) -> str:
+        # The command is written into an SSM document, where `{{ name }}` is a parameter reference.
+        if "{{" in command:
+            raise ValueError("must not contain '{{': SSM reads it as a document parameter")
+        return command
+
 
 class EcsPolicy(Strict):
     """The group's hosts are container instances of this ECS cluster: drain them before the update."""

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from updraft.adapters import alarms, ec2, executions, lifecycle, ssm
+from updraft.adapters import alarms, ec2, ecs, executions, lifecycle, ssm
 from updraft.adapters.aws import chunks
 from updraft.adapters.control import Controls
 from updraft.adapters.ledger import Ledger
@@ -33,13 +33,16 @@ from updraft.domain.hosts import (
     Observation,
     RebootThroughEc2,
     SendDocument,
+    SetContainerState,
     Step,
     advance,
+    begin_drain,
     begin_rollback,
     command_outcome,
     deadline_after,
     first_poll_seconds,
     next_poll_seconds,
+    start_apply,
 )
 from updraft.domain.lifecycle import OUTCOME_EVENTS, Kind, detail
 from updraft.domain.reports import InventoryReport
@@ -51,7 +54,12 @@ from updraft.settings import Settings
 
 INVENTORY_TIMEOUT = 120
 INVENTORY_DEADLINE = 300
-DOC_PARAMETER = {Doc.APPLY: "TargetVersion", Doc.VERIFY: "ExpectedVersion", Doc.ROLLBACK: "PreviousVersion"}
+DOC_PARAMETER = {
+    Doc.APPLY: "TargetVersion",
+    Doc.VERIFY: "ExpectedVersion",
+    Doc.ROLLBACK: "PreviousVersion",
+    Doc.HEALTH: "Group",  # the document runs the command configured for the group
+}
 
 
 @dataclass(frozen=True)
@@ -295,9 +303,13 @@ def _skipped(instance_id: str, az: str, reason: str) -> dict[str, str]:
 
 # -- waves ----------------------------------------------------------------------------------------------
 def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
+    """Start the wave if nothing holds it back: the first of its hosts' steps (drain, or apply) is sent."""
     ledger = Ledger(env.ledger_table)
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
+    held = _held_back(env, ledger, meta, policy, rollout, wave, now)
+    if held:
+        return held
     pending = [host for host in ledger.wave_hosts(rollout.rollout_id, wave) if host.state is HostState.PENDING]
     connected = ssm.online([host.instance_id for host in pending])
     gone = [
@@ -307,13 +319,15 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
     ]
     ledger.put_hosts(gone)
     ready = [host for host in pending if host.instance_id in connected]
-    applying = [
-        host.move(HostState.APPLYING, "apply sent", now, deadline=deadline_after(now, policy.apply_timeout_seconds))
-        for host in ready
-    ]
-    _send(env, ledger, applying, SendDocument(Doc.APPLY, rollout.target_version), policy)
-    ledger.update_rollout(rollout.rollout_id, current_wave=wave, status="rolling-out")
-    progress = {"done": False, "next_poll_seconds": first_poll_seconds(policy), "sent": len(applying)}
+    if policy.ecs:
+        started = _drain_wave(env, ledger, ready, policy.ecs.cluster, policy, now)
+    else:
+        started = _carry_out(env, ledger, [start_apply(host, "apply sent", now, policy) for host in ready], policy)
+    ledger.update_rollout(
+        rollout.rollout_id, current_wave=wave, status="rolling-out", waiting_reason="", wave_started_at=now.isoformat()
+    )
+    _tell(Kind.WAVE_STARTED, rollout, now, wave=wave, hosts=len(pending))
+    progress = {"verdict": "go", "done": False, "next_poll_seconds": first_poll_seconds(policy), "sent": len(started)}
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
 
@@ -516,14 +530,14 @@ def bake(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
     return _state(rollout, wave, verdict=verdict, reason=reason, failures=total, wave_duration_seconds=duration)
 
 
-# -- before every wave: abort, kill switch, pause, maintenance window ---------------------------------------
+# -- before every wave (the start of ApplyWave): abort, kill switch, pause, maintenance window ----------------
 CONTROL_RECHECK_SECONDS = 60
 
 
-def before_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
-    ledger = Ledger(env.ledger_table)
-    meta = ledger.rollout(rollout.rollout_id)
-    policy = _policy(meta)
+def _held_back(
+    env: Settings, ledger: Ledger, meta: dict[str, Any], policy: GroupPolicy, rollout: Rollout, wave: int, now: datetime
+) -> dict[str, Any] | None:
+    """Why the wave may not start now (abort, kill switch, pause, window), as the step's result; None to go."""
     if wave == 0 and policy.alarms:
         alarms.check_exist(policy.alarms)  # a gate watching nothing must not pass a rollout
     if meta.get("abort_requested"):
@@ -535,9 +549,7 @@ def before_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> di
         if meta.get("waiting_reason") != reason:
             ledger.update_rollout(rollout.rollout_id, status="waiting", waiting_reason=reason)
         return _state(rollout, wave, verdict="wait", reason=reason, wait_seconds=seconds)
-    ledger.update_rollout(rollout.rollout_id, status="rolling-out", waiting_reason="", wave_started_at=now.isoformat())
-    _tell(Kind.WAVE_STARTED, rollout, now, wave=wave, hosts=int(meta["wave_sizes"][wave]))
-    return _state(rollout, wave, verdict="go")
+    return None
 
 
 def _hold(
@@ -743,11 +755,13 @@ def _observe(hosts: list[HostRecord]) -> dict[str, Observation]:
     connected = ssm.online(ids)
     verifying = [host.instance_id for host in hosts if host.state is HostState.VERIFYING]
     statuses = ec2.instance_status(verifying) if verifying else {}
+    containers = _look_at_containers(hosts)
     return {
         host.instance_id: Observation(
             invocation=outputs.get((host.command_id or "", host.instance_id)),
             online=host.instance_id in connected,
             instance_status=statuses.get(host.instance_id),
+            container=containers.get(host.container_instance or ""),
         )
         for host in hosts
     }
@@ -764,13 +778,18 @@ def _carry_out(env: Settings, ledger: Ledger, steps: list[Step], policy: GroupPo
     if rebooting:
         ec2.reboot([host.instance_id for host in rebooting])
         ledger.put_hosts(rebooting)
+    containers = [
+        record
+        for status in ("DRAINING", "ACTIVE")
+        for record in _set_container_states(ledger, by_action.pop(SetContainerState(status), []), status)
+    ]
     sent = [
         record
         for action, records in by_action.items()
         if isinstance(action, SendDocument)
         for record in _send(env, ledger, records, action, policy)
     ]
-    return done + rebooting + sent
+    return done + rebooting + containers + sent
 
 
 def _send(
@@ -778,10 +797,72 @@ def _send(
 ) -> list[HostRecord]:
     """Send the document in batches, recording each batch's command id as soon as it is sent."""
     timeout = policy.apply_timeout_seconds if action.doc in (Doc.APPLY, Doc.ROLLBACK) else 120
-    parameters = {DOC_PARAMETER[action.doc]: action.version}
+    if action.doc is Doc.HEALTH and policy.health_check:
+        timeout = policy.health_check.timeout_seconds
+    parameters = {DOC_PARAMETER[action.doc]: policy.name if action.doc is Doc.HEALTH else action.version}
     recorded: list[HostRecord] = []
     for batch in chunks(records, ssm.SEND_COMMAND_LIMIT):
         sent = ssm.send_document(env.documents[action.doc], [h.instance_id for h in batch], parameters, timeout)
         recorded += [host.sent(action.doc, sent[host.instance_id]) for host in batch]
         ledger.put_hosts(recorded[-len(batch) :])
     return recorded
+
+
+# -- ECS container instances ------------------------------------------------------------------------------
+# Observed while they matter: draining, being set ACTIVE again after the update or after a rollback.
+_CONTAINER_STATES = frozenset({HostState.DRAINING, HostState.ACTIVATING, HostState.ROLLING_BACK})
+
+
+def _drain_wave(
+    env: Settings, ledger: Ledger, ready: list[HostRecord], cluster: str, policy: GroupPolicy, now: datetime
+) -> list[HostRecord]:
+    """Drain the wave's container instances, then look once: a host with nothing to drain is applied now."""
+    found = ecs.container_instances(cluster, [host.instance_id for host in ready]) if ready else {}
+    strangers = [
+        host.move(HostState.SKIPPED, f"not a container instance of ECS cluster {cluster}; nothing applied", now)
+        for host in ready
+        if host.instance_id not in found
+    ]
+    ledger.put_hosts(strangers)
+    members = [host for host in ready if host.instance_id in found]
+    steps = [begin_drain(host, cluster, found[host.instance_id], now, policy) for host in members]
+    draining = _carry_out(env, ledger, steps, policy)
+    seen = _observe(draining)
+    moved = [advance(host, seen[host.instance_id], now, policy) for host in draining]
+    changed = [step for step, host in zip(moved, draining, strict=True) if step.action or step.record != host]
+    _carry_out(env, ledger, changed, policy)
+    return draining
+
+
+def _look_at_containers(hosts: list[HostRecord]) -> dict[str, Any]:
+    """The container instances of the hosts that await ECS, by ARN, with unmanaged tasks of those draining."""
+    by_cluster: dict[str, list[HostRecord]] = defaultdict(list)
+    for host in hosts:
+        if host.container_instance and host.ecs_cluster and host.state in _CONTAINER_STATES:
+            by_cluster[host.ecs_cluster].append(host)
+    views: dict[str, Any] = {}
+    for cluster, members in by_cluster.items():
+        found = ecs.describe(cluster, [host.container_instance or "" for host in members])
+        busy = [
+            arn
+            for host in members
+            if host.state is HostState.DRAINING and (arn := host.container_instance) in found
+            if found[arn].running_tasks
+        ]
+        unmanaged = ecs.unmanaged_tasks(cluster, busy) if busy else {}
+        views |= {
+            arn: replace(view, unmanaged_tasks=unmanaged.get(arn, ())) if arn in unmanaged else view
+            for arn, view in found.items()
+        }
+    return views
+
+
+def _set_container_states(ledger: Ledger, records: list[HostRecord], status: str) -> list[HostRecord]:
+    """One batched state change per cluster, each record written right after its cluster's call."""
+    by_cluster: dict[str, list[HostRecord]] = defaultdict(list)
+    for record in records:
+        by_cluster[record.ecs_cluster or ""].append(record)
+    for cluster, members in sorted(by_cluster.items()):
+        ecs.set_state(cluster, [record.container_instance or "" for record in members], status)
+        ledger.put_hosts(members)
+    return records

@@ -27,7 +27,9 @@ def _settings_from(environ: dict[str, str]) -> Settings:
         config=UpdraftConfig.from_env(environ["UPDRAFT_CONFIG"]),
         ledger_table=environ["LEDGER_TABLE"],
         lock_table=environ["LOCK_TABLE"],
-        documents={doc: environ[f"DOCUMENT_{doc.name}"] for doc in Doc},
+        # The health document exists only when some group has a health command.
+        documents={doc: environ[f"DOCUMENT_{doc.name}"] for doc in Doc if doc is not Doc.HEALTH}
+        | {Doc.HEALTH: environ.get("DOCUMENT_HEALTH", "")},
         event_bus=environ.get("EVENT_BUS", ""),
         trust_bucket=environ.get("TRUST_BUCKET", ""),
         trusted_root_parameter=environ.get("TRUSTED_ROOT_PARAMETER", ""),

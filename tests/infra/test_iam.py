@@ -197,7 +197,7 @@ def test_state_machine_invokes_exactly_its_step_functions(state_machine_statemen
     (invoke,) = allowed(state_machine_statements, "lambda:InvokeFunction")
     assert invoke["Action"] == ["lambda:InvokeFunction"]
     steps = [f for name, f in functions.items() if name != "on_execution_end"]
-    assert len(steps) == 11
+    assert len(steps) == 10
     assert sorted(invoke["Resource"]) == sorted("{" + f["LogicalId"] + ".Arn}" for f in steps)
 
 
@@ -230,3 +230,88 @@ def test_state_machine_calls_only_what_its_role_grants(state_machine):
             assert re.fullmatch(r"\$\{\w+FunctionArn\}", task["Parameters"]["FunctionName"])
         else:
             assert task["Parameters"]["TableName"] == "${LockTableName}"
+
+
+# -- ECS groups and a health command: a template of its own --------------------------------------------
+ECS_PREFIX = f"arn:{{AWS::Partition}}:ecs:{ACCOUNT_REGION}"
+ECS_ACTIONS = {
+    "apply_wave": {
+        "ecs:ListContainerInstances",
+        "ecs:DescribeContainerInstances",
+        "ecs:UpdateContainerInstancesState",
+        "ecs:ListTasks",
+        "ecs:DescribeTasks",
+    },
+    "check_hosts": {
+        "ecs:DescribeContainerInstances",
+        "ecs:UpdateContainerInstancesState",
+        "ecs:ListTasks",
+        "ecs:DescribeTasks",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def workload_statements() -> dict[str, list[dict[str, Any]]]:
+    from stacks import synthesize
+    from updraft.config import UpdraftConfig
+
+    config = UpdraftConfig.model_validate(
+        {
+            "groups": [
+                {"name": "web", "variant": "aws-ecs-2", "ecs": {"cluster": "blue"}},
+                {"name": "api", "variant": "aws-ecs-2", "ecs": {"cluster": "green"}, "health_check": {"command": "x"}},
+                {"name": "db", "variant": "aws-ecs-2"},
+            ]
+        }
+    )
+    resources = synthesize(config)["Resources"]
+    by_role: dict[str, list[dict[str, Any]]] = {}
+    for policy in (r for r in resources.values() if r["Type"] == "AWS::IAM::Policy"):
+        for role in policy["Properties"]["Roles"]:
+            by_role.setdefault(role["Ref"], []).extend(statements_of(policy["Properties"]["PolicyDocument"]))
+    return {
+        f["Properties"]["Handler"].split(".")[-2]: by_role.get(f["Properties"]["Role"]["Fn::GetAtt"][0], [])
+        for f in resources.values()
+        if f["Type"] == "AWS::Lambda::Function"
+    }
+
+
+def test_only_the_wave_functions_touch_ecs_and_only_the_configured_clusters(workload_statements):
+    in_clusters = {"ArnEquals": {"ecs:cluster": [f"{ECS_PREFIX}:cluster/blue", f"{ECS_PREFIX}:cluster/green"]}}
+    for name, statements in workload_statements.items():
+        ecs = [s for s in statements if any(a.startswith("ecs:") for a in s["Action"])]
+        assert {a for s in ecs for a in s["Action"]} == ECS_ACTIONS.get(name, set()), name
+        for statement in ecs:
+            actions = set(statement["Action"])
+            if actions == {"ecs:ListContainerInstances"}:
+                assert statement["Resource"] == [f"{ECS_PREFIX}:cluster/blue", f"{ECS_PREFIX}:cluster/green"]
+                continue
+            condition = statement["Condition"]["ArnEquals"]["ecs:cluster"]
+            assert {"ArnEquals": {"ecs:cluster": [render(arn) for arn in condition]}} == in_clusters, statement
+            if statement["Resource"] == ["*"]:
+                assert actions == {"ecs:ListTasks"}  # it names no resource a policy could match
+            elif actions == {"ecs:DescribeTasks"}:
+                assert statement["Resource"] == [f"{ECS_PREFIX}:task/blue/*", f"{ECS_PREFIX}:task/green/*"]
+            else:
+                assert actions <= {"ecs:DescribeContainerInstances", "ecs:UpdateContainerInstancesState"}
+                assert statement["Resource"] == [
+                    f"{ECS_PREFIX}:container-instance/blue/*",
+                    f"{ECS_PREFIX}:container-instance/green/*",
+                ]
+
+
+def test_only_check_hosts_sends_the_health_document(workload_statements):
+    for name, statements in workload_statements.items():
+        documents = {
+            match.group(1)
+            for statement in allowed(statements, "ssm:SendCommand")
+            for resource in statement["Resource"]
+            if (match := DOCUMENT_ARN.match(resource))
+        }
+        assert ("health" in documents) == (name == "check_hosts"), name
+
+
+def test_without_ecs_groups_no_function_gets_ecs_actions(function_statements):
+    for name, statements in function_statements.items():
+        assert not [a for s in statements for a in s["Action"] if a.startswith("ecs:")], name

@@ -15,7 +15,6 @@ HANDLERS = {
     "start_inventory",
     "plan_waves",
     "apply_wave",
-    "before_wave",
     "check_hosts",
     "bake",
     "halt",
@@ -36,9 +35,9 @@ def test_resource_counts(of_type):
     expected = {
         "AWS::DynamoDB::Table": 2,
         "AWS::SSM::Document": 4,
-        "AWS::Lambda::Function": 12,  # eleven steps and the one that settles abnormal ends
+        "AWS::Lambda::Function": 11,  # ten steps and the one that settles abnormal ends
         "AWS::StepFunctions::StateMachine": 1,
-        "AWS::IAM::Role": 13,  # one per function and the state machine's
+        "AWS::IAM::Role": 12,  # one per function and the state machine's
         "AWS::Events::Rule": 2,  # abnormal ends to the settling function; notifications to the topic
     }
     assert {t: len(of_type(t)) for t in expected} == expected

@@ -301,7 +301,7 @@ def test_every_call_a_function_makes_is_granted_to_its_role(world, template):
     world.wait(world.start({"group": "web", "target_version": NEW}))  # nothing left to do
 
     # every step but the bake and abort ones (this group has no gate to bake on), and the settling of the halt
-    assert len(world.calls_by_function) == 9
+    assert len(world.calls_by_function) == 8
     assert_calls_granted(world, template)
 
 

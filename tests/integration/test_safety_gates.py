@@ -209,7 +209,7 @@ def test_a_global_kill_switch_holds_every_wave_until_released(world):
             if len(waits) == 3:
                 switch.release(None)
 
-    world.after_step("before_wave", count_waits)
+    world.after_step("apply_wave", count_waits)
     execution = world.rollout("plain", NEW)
 
     assert execution.status == "SUCCEEDED"
@@ -251,7 +251,7 @@ def test_pause_holds_the_next_wave_and_resume_lets_it_start(world):
                 controls(world).resume(rollout["id"], "alice", step_input["now"])
 
     world.after_step("check_hosts", once(lambda i, r: r["progress"].get("verdict") == "continue", pause))
-    world.after_step("before_wave", resume_after_two_looks)
+    world.after_step("apply_wave", resume_after_two_looks)
     execution = world.rollout("plain", NEW)
 
     assert execution.status == "SUCCEEDED"

@@ -100,3 +100,12 @@ def test_rollout_request_rejects_a_malformed_version(version: str) -> None:
 
 def test_rollout_request_rejects_unknown_fields() -> None:
     assert "dry_run" in error_of(RolloutRequest, {"group": "web", "target_version": "1.2.3", "dry_run": True})
+
+
+def test_a_health_command_may_not_hold_an_ssm_parameter_reference() -> None:
+    from pydantic import ValidationError
+
+    from updraft.config import HealthCheck
+
+    with pytest.raises(ValidationError, match="SSM reads it as a document parameter"):
+        HealthCheck(command="curl localhost/{{ InstanceId }}")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from updraft.config import GroupPolicy
 from updraft.domain.hosts import (
+    ContainerView,
     Doc,
     HostRecord,
     HostState,
@@ -20,8 +21,10 @@ from updraft.domain.hosts import (
     RebootThroughEc2,
     RollbackStep,
     SendDocument,
+    SetContainerState,
     Step,
     advance,
+    begin_drain,
     begin_rollback,
     command_outcome,
     deadline_after,
@@ -568,3 +571,183 @@ def test_host_whose_reboots_happen_always_ends_final_once_deadlines_pass(
 )
 def test_any_host_always_ends_final_once_deadlines_pass(phase1: list[tuple[World, int]], phase2: list[World]) -> None:
     assert_final_with_reason(drive(phase1, phase2, rebooted=False))
+
+
+# -- workload health and ECS ------------------------------------------------------------------------
+CLUSTER = "blue"
+INSTANCE_ARN = "arn:aws:ecs:us-east-1:123456789012:container-instance/blue/0f1e2d3c"
+HEALTHY = GroupPolicy(
+    name="web", variant="aws-ecs-2", health_check={"command": "/usr/local/bin/check", "timeout_seconds": 60}
+)
+SKIP = GroupPolicy(name="web", variant="aws-ecs-2", ecs={"cluster": CLUSTER, "drain_timeout_seconds": 600})
+WAIT = GroupPolicy(
+    name="web", variant="aws-ecs-2", ecs={"cluster": CLUSTER, "drain_timeout_seconds": 600, "unmanaged_tasks": "wait"}
+)
+ECS_HOST = {"ecs_cluster": CLUSTER, "container_instance": INSTANCE_ARN}
+
+
+def container(
+    status: str = "DRAINING", tasks: int = 0, agent: bool = True, unmanaged: tuple[str, ...] = ()
+) -> ContainerView:
+    return ContainerView(status=status, running_tasks=tasks, agent_connected=agent, unmanaged_tasks=unmanaged)
+
+
+def in_cluster(view: ContainerView | None, **changes: object) -> Observation:
+    return Observation(**({"online": True, "container": view} | changes))
+
+
+def health_report(result: str = "healthy", code: int = 0, output: str = "ok\n") -> str:
+    data = {"doc": "health", "result": result, "exit_code": code, "timeout_seconds": 60, "output": output}
+    return json.dumps(data) + "\n"
+
+
+def draining(**changes: object) -> HostRecord:
+    return host(HostState.DRAINING, **(ECS_HOST | {"deadline": deadline_after(T0, 600)} | changes))
+
+
+def checking_health(**changes: object) -> HostRecord:
+    base = {"command_doc": Doc.HEALTH, "command_id": "c-health", "deadline": deadline_after(T0, 120)}
+    return host(HostState.CHECKING_HEALTH, **(base | changes))
+
+
+def activating(**changes: object) -> HostRecord:
+    return host(HostState.ACTIVATING, **(ECS_HOST | {"deadline": deadline_after(T0, 900)} | changes))
+
+
+def test_begin_drain_sets_the_container_instance_draining_until_the_drain_deadline() -> None:
+    step = begin_drain(host(HostState.PENDING), CLUSTER, INSTANCE_ARN, T0, SKIP)
+    assert step.action == SetContainerState("DRAINING")
+    assert step.record.state is HostState.DRAINING
+    assert (step.record.ecs_cluster, step.record.container_instance) == (CLUSTER, INSTANCE_ARN)
+    assert step.record.deadline == deadline_after(T0, 600)
+
+
+def test_a_drained_host_is_sent_apply() -> None:
+    step = advance(draining(), in_cluster(container(tasks=0)), at(60), SKIP)
+    assert step.action == SendDocument(Doc.APPLY, TARGET)
+    assert step.record.state is HostState.APPLYING
+    assert step.record.deadline == deadline_after(at(60), POLICY.apply_timeout_seconds)
+
+
+def test_a_host_still_draining_service_tasks_waits() -> None:
+    record = draining()
+    assert advance(record, in_cluster(container(tasks=3)), at(30), SKIP) == Step(record)
+
+
+def test_a_drain_past_its_deadline_skips_the_host_and_sets_it_active_again() -> None:
+    step = advance(draining(), in_cluster(container(tasks=2)), at(600), WAIT)
+    assert step.action == SetContainerState("ACTIVE")
+    assert step.record.state is HostState.SKIPPED
+    assert step.record.failure is None  # nothing was applied: it does not count against the budget
+    assert "drain did not finish within 600 s (2 tasks still running)" in step.record.note
+
+
+def test_unmanaged_tasks_skip_the_host_before_anything_is_applied_under_policy_skip() -> None:
+    view = container(tasks=2, unmanaged=("family:job/4f2a",))
+    step = advance(draining(), in_cluster(view), at(30), SKIP)
+    assert step.action == SetContainerState("ACTIVE")
+    assert step.record.state is HostState.SKIPPED
+    assert "runs tasks no service owns (family:job/4f2a)" in step.record.note
+
+
+def test_unmanaged_tasks_are_waited_on_under_policy_wait_then_the_host_is_applied() -> None:
+    view = container(tasks=1, unmanaged=("family:job/4f2a",))
+    waiting = advance(draining(), in_cluster(view), at(30), WAIT)
+    assert waiting.action is None
+    assert waiting.record.state is HostState.DRAINING
+    assert "waiting on tasks no service owns (family:job/4f2a)" in waiting.record.note
+    assert advance(waiting.record, in_cluster(view), at(60), WAIT) == Step(waiting.record)  # no rewrite per poll
+    done = advance(waiting.record, in_cluster(container(tasks=0)), at(400), WAIT)
+    assert (done.record.state, done.action) == (HostState.APPLYING, SendDocument(Doc.APPLY, TARGET))
+
+
+def test_a_container_instance_gone_while_draining_skips_the_host_untouched() -> None:
+    step = advance(draining(), in_cluster(None), at(30), SKIP)
+    assert (step.record.state, step.action) == (HostState.SKIPPED, None)
+    assert "no longer in cluster blue" in step.record.note
+
+
+def test_a_verified_host_of_a_group_with_a_health_command_is_sent_it() -> None:
+    record = verifying(os_verified=True, command_id=None)
+    step = advance(record, seen(instance_status="ok"), at(300), HEALTHY)
+    assert step.action == SendDocument(Doc.HEALTH, TARGET)
+    assert step.record.state is HostState.CHECKING_HEALTH
+    assert step.record.deadline == deadline_after(at(300), 60 + 60)
+
+
+def test_a_healthy_report_updates_the_host() -> None:
+    step = advance(checking_health(), ended(health_report()), at(30), HEALTHY)
+    assert (step.record.state, step.action) == (HostState.UPDATED, None)
+    assert "healthy" in step.record.note
+
+
+def test_a_healthy_ecs_host_is_set_active_and_awaits_its_agent() -> None:
+    step = advance(checking_health(**ECS_HOST), ended(health_report()), at(30), HEALTHY)
+    assert (step.record.state, step.action) == (HostState.ACTIVATING, SetContainerState("ACTIVE"))
+
+
+def test_an_unhealthy_report_fails_the_host_and_rolls_it_back() -> None:
+    step = advance(
+        checking_health(), ended(health_report("unhealthy", 3, "db unreachable\n"), "Failed"), at(30), HEALTHY
+    )
+    assert step.record.state is HostState.ROLLING_BACK
+    assert step.action == SendDocument(Doc.ROLLBACK, PREV)
+    assert step.record.failure == "health command exited 3: db unreachable"
+
+
+def test_a_health_command_stopped_by_its_timeout_fails_the_host() -> None:
+    report = health_report("timed-out", 124, "")
+    step = advance(checking_health(), ended(report, "Failed"), at(70), HEALTHY)
+    assert step.record.failure == "health command did not finish within 60 s"
+    assert step.action == SendDocument(Doc.ROLLBACK, PREV)
+
+
+def test_a_health_command_that_never_reports_fails_at_its_deadline() -> None:
+    record = checking_health()
+    assert advance(record, seen("InProgress"), at(119), HEALTHY) == Step(record)
+    step = advance(record, seen("InProgress"), at(120), HEALTHY)
+    assert step.record.failure == "health command did not report within 60 s"
+    assert step.record.state is HostState.ROLLING_BACK
+
+
+def test_garbage_from_the_health_document_fails_as_malformed() -> None:
+    step = advance(checking_health(), ended("all good!\n"), at(30), HEALTHY)
+    assert step.record.failure.startswith("MalformedCommandOutput: health:")
+
+
+def test_a_verified_ecs_host_without_a_health_command_is_set_active() -> None:
+    record = verifying(os_verified=True, command_id=None, **ECS_HOST)
+    step = advance(record, seen(instance_status="ok"), at(300), SKIP)
+    assert (step.record.state, step.action) == (HostState.ACTIVATING, SetContainerState("ACTIVE"))
+    assert step.record.deadline == deadline_after(at(300), POLICY.verify_timeout_seconds)
+
+
+def test_activation_waits_for_the_agent_then_updates_the_host() -> None:
+    record = activating()
+    assert advance(record, in_cluster(container("ACTIVE", agent=False)), at(60), SKIP) == Step(record)
+    step = advance(record, in_cluster(container("ACTIVE", agent=True)), at(90), SKIP)
+    assert (step.record.state, step.action) == (HostState.UPDATED, None)
+    assert "agent connected" in step.record.note
+
+
+def test_an_agent_that_never_connects_fails_the_host_at_the_deadline() -> None:
+    step = advance(activating(), in_cluster(container("ACTIVE", agent=False)), at(900), SKIP)
+    assert step.record.failure == "ECS agent not connected within 900 s (status ACTIVE)"
+    assert step.record.state is HostState.ROLLING_BACK
+
+
+def test_a_rolled_back_ecs_host_is_set_active_again_and_awaits_its_agent() -> None:
+    record = rolling_back(RollbackStep.COMMAND, **ECS_HOST)
+    step = advance(record, ended(rollback_report("restored")), at(60), SKIP)
+    assert step.action == SetContainerState("ACTIVE")
+    assert (step.record.state, step.record.rollback_step) == (HostState.ROLLING_BACK, RollbackStep.ACTIVATE)
+    done = advance(step.record, in_cluster(container("ACTIVE")), at(90), SKIP)
+    assert (done.record.state, done.action) == (HostState.ROLLED_BACK, None)
+    assert done.record.failure == "verification failed"  # still counted as the failure it was
+
+
+def test_a_rollback_never_fails_because_of_ecs_the_problem_is_noted() -> None:
+    record = rolling_back(RollbackStep.ACTIVATE, **ECS_HOST, command_doc=None, command_id=None)
+    step = advance(record, in_cluster(container("ACTIVE", agent=False)), at(900), SKIP)
+    assert step.record.state is HostState.ROLLED_BACK
+    assert "needs attention: container instance ACTIVE, ECS agent connected: False" in step.record.note

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from updraft.domain.reports import (
     ApplyReport,
     ErrorReport,
+    HealthReport,
     InventoryReport,
     Report,
     RollbackReport,
@@ -56,8 +57,21 @@ VALID = {
         "from_version": "1.26.1",
         "boot_id": BOOT,
     },
+    "health": {
+        "doc": "health",
+        "result": "unhealthy",
+        "exit_code": 1,
+        "timeout_seconds": 120,
+        "output": "app: 2 of 3 containers unhealthy\n",
+    },
 }
-TYPES = {"inventory": InventoryReport, "apply": ApplyReport, "verify": VerifyReport, "rollback": RollbackReport}
+TYPES = {
+    "inventory": InventoryReport,
+    "apply": ApplyReport,
+    "verify": VerifyReport,
+    "rollback": RollbackReport,
+    "health": HealthReport,
+}
 DOCS = sorted(VALID)
 
 
@@ -199,3 +213,21 @@ def test_any_output_is_a_report_or_malformed_never_another_error(case: tuple[str
         assert str(error).startswith(f"{doc}: ")
     else:
         assert isinstance(report, Report)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"result": "maybe"}, "result"),
+        ({"exit_code": 300}, "exit_code"),
+        ({"exit_code": "1"}, "exit_code"),
+        ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"output": "x" * 1025}, "output"),
+    ],
+)
+def test_health_report_with_a_bad_field_is_malformed_naming_it(change: dict, field: str) -> None:
+    assert field in malformed("health", line({**VALID["health"], **change}))
+
+
+def test_health_report_of_another_document_is_malformed() -> None:
+    assert "expected a report of document 'health'" in malformed("health", line(VALID["verify"]))

@@ -1,11 +1,14 @@
 r"""Each host's way through a rollout, as a pure function of what was last observed of it.
 
-    pending -> applying -> rebooting -> verifying -> updated
-                  |            |            |
-                  +------------+------------+--> failed -> rolling-back -> rolled-back
-                                                                       \-> rollback-failed
-A host is only ever *touched* by an action this module asks for (send a document, reboot through
-EC2), and every touched host ends in a final state: updated, rolled-back or rollback-failed.
+    pending -> [draining] -> applying -> rebooting -> verifying -> [checking-health] -> [activating] -> updated
+                   |              |            |            |                |                 |
+                   v              +------------+------------+----------------+-----------------+--> failed
+                skipped                                                  failed -> rolling-back -> rolled-back
+                                                                                              \-> rollback-failed
+Draining and activating are for the container instances of an ECS group; checking-health for a group
+with a health command. A host is only ever *touched* by an action this module asks for (send a
+document, reboot through EC2, set its container instance's state), and every touched host ends in a
+final state: updated, rolled-back, rollback-failed, or skipped when its drain left it untouched.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from updraft.config import GroupPolicy
 from updraft.domain.reports import (
     ApplyReport,
     ErrorReport,
+    HealthReport,
     Report,
     RollbackReport,
     VerifyReport,
@@ -30,9 +34,12 @@ from updraft.errors import MalformedCommandOutput
 
 class HostState(StrEnum):
     PENDING = "pending"
+    DRAINING = "draining"  # its container instance drains; nothing applied yet
     APPLYING = "applying"
     REBOOTING = "rebooting"
     VERIFYING = "verifying"
+    CHECKING_HEALTH = "checking-health"  # verified; the group's health command runs
+    ACTIVATING = "activating"  # verified and healthy; its container instance is ACTIVE again, awaiting the agent
     UPDATED = "updated"
     FAILED = "failed"
     ROLLING_BACK = "rolling-back"
@@ -58,6 +65,7 @@ class Doc(StrEnum):
     APPLY = "apply"
     VERIFY = "verify"
     ROLLBACK = "rollback"
+    HEALTH = "health"
 
 
 class RollbackStep(StrEnum):
@@ -65,6 +73,7 @@ class RollbackStep(StrEnum):
     COMMAND = "command"  # rollback document sent
     REBOOT = "reboot"  # rollback rebooted the host; waiting for the agent
     VERIFY = "verify"  # verify document sent, expecting the previous version
+    ACTIVATE = "activate"  # back on the previous version; its container instance set ACTIVE, awaiting the agent
 
 
 # Invocation statuses that are still moving; anything else is an end.
@@ -91,6 +100,9 @@ class HostRecord(BaseModel):
     deadline: str | None = None
     os_verified: bool = False
     rollback_step: RollbackStep | None = None
+    # ECS groups: the host's container instance, found when its wave starts.
+    ecs_cluster: str | None = None
+    container_instance: str | None = None
     updated_at: str = ""
     history: tuple[str, ...] = ()
 
@@ -122,10 +134,21 @@ class Invocation:
 
 
 @dataclass(frozen=True)
+class ContainerView:
+    """What ECS says of a host's container instance."""
+
+    status: str  # ACTIVE | DRAINING | ...
+    running_tasks: int
+    agent_connected: bool
+    unmanaged_tasks: tuple[str, ...] = ()  # running tasks no service owns (looked up while draining)
+
+
+@dataclass(frozen=True)
 class Observation:
     invocation: Invocation | None = None  # of the record's current command
     online: bool = False  # SSM agent PingStatus Online
     instance_status: str | None = None  # EC2 instance status: ok | impaired | initializing | ...
+    container: ContainerView | None = None  # ECS groups: None when the container instance is gone
 
 
 @dataclass(frozen=True)
@@ -139,7 +162,14 @@ class RebootThroughEc2:
     pass
 
 
-Action = SendDocument | RebootThroughEc2
+@dataclass(frozen=True)
+class SetContainerState:
+    """UpdateContainerInstancesState for the record's container instance."""
+
+    status: str  # DRAINING | ACTIVE
+
+
+Action = SendDocument | RebootThroughEc2 | SetContainerState
 
 
 @dataclass(frozen=True)
@@ -190,9 +220,12 @@ def verify_verdict(report: VerifyReport, expected: str, previous: str) -> str | 
 def advance(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     """The host's next state, and the action that gets it there, from what was seen of it."""
     step = {
+        HostState.DRAINING: _draining,
         HostState.APPLYING: _applying,
         HostState.REBOOTING: _rebooting,
         HostState.VERIFYING: _verifying,
+        HostState.CHECKING_HEALTH: _checking_health,
+        HostState.ACTIVATING: _activating,
         HostState.FAILED: _failed,
         HostState.ROLLING_BACK: _rolling_back,
     }.get(record.state)
@@ -232,6 +265,51 @@ def begin_rollback(record: HostRecord, note: str, seen: Observation, now: dateti
 
 def _failed(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     return begin_rollback(record, f"rolling back to {record.previous_version}", seen, now, policy)
+
+
+def start_apply(record: HostRecord, note: str, now: datetime, policy: GroupPolicy) -> Step:
+    moved = record.move(
+        HostState.APPLYING, note, now, deadline=deadline_after(now, policy.apply_timeout_seconds), command_id=None
+    )
+    return Step(moved, SendDocument(Doc.APPLY, record.target_version))
+
+
+def begin_drain(record: HostRecord, cluster: str, container_instance: str, now: datetime, policy: GroupPolicy) -> Step:
+    """Set the host's container instance DRAINING: ECS stops its service tasks and places no new ones."""
+    timeout = policy.ecs.drain_timeout_seconds if policy.ecs else 0
+    moved = record.move(
+        HostState.DRAINING,
+        f"draining {container_instance}",
+        now,
+        ecs_cluster=cluster,
+        container_instance=container_instance,
+        deadline=deadline_after(now, timeout),
+    )
+    return Step(moved, SetContainerState("DRAINING"))
+
+
+def _skip_undrained(record: HostRecord, reason: str, now: datetime) -> Step:
+    """Nothing was applied: the container instance takes tasks again and the host is left as it was."""
+    note = f"{reason}; nothing applied, container instance ACTIVE again"
+    return Step(record.move(HostState.SKIPPED, note, now, deadline=None), SetContainerState("ACTIVE"))
+
+
+def _draining(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    container = seen.container
+    if container is None:
+        note = f"container instance {record.container_instance} is no longer in cluster {record.ecs_cluster}"
+        return Step(record.move(HostState.SKIPPED, f"{note}; nothing applied", now, deadline=None))
+    unmanaged = ", ".join(container.unmanaged_tasks)
+    if unmanaged and policy.ecs and policy.ecs.unmanaged_tasks == "skip":
+        return _skip_undrained(record, f"runs tasks no service owns ({unmanaged})", now)
+    if container.running_tasks == 0:
+        return start_apply(record, "drained, apply sent", now, policy)
+    if _past(record, now):
+        timeout = policy.ecs.drain_timeout_seconds if policy.ecs else 0
+        reason = f"drain did not finish within {timeout} s ({container.running_tasks} tasks still running)"
+        return _skip_undrained(record, reason, now)
+    note = f"draining: waiting on tasks no service owns ({unmanaged})" if unmanaged else record.note
+    return Step(record.move(HostState.DRAINING, note, now) if note != record.note else record)
 
 
 def _applying(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
@@ -300,7 +378,7 @@ def _verifying(record: HostRecord, seen: Observation, now: datetime, policy: Gro
 
 def _await_status_checks(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     if seen.instance_status == "ok":
-        return Step(record.move(HostState.UPDATED, f"verified on {record.target_version}", now, deadline=None))
+        return _verified(record, now, policy)
     if seen.instance_status == "impaired":
         return fail(record, "EC2 status checks impaired after the reboot", seen, now, policy)
     if _past(record, now):
@@ -308,8 +386,92 @@ def _await_status_checks(record: HostRecord, seen: Observation, now: datetime, p
     return Step(record)
 
 
+# A health report comes back this long after the command's own timeout, or the command counts as lost.
+HEALTH_REPORT_GRACE_SECONDS = 60
+
+
+def _verified(record: HostRecord, now: datetime, policy: GroupPolicy) -> Step:
+    """Runs the target and passes its status checks: the workload's own checks come next."""
+    note = f"verified on {record.target_version}"
+    if policy.health_check:
+        deadline = deadline_after(now, policy.health_check.timeout_seconds + HEALTH_REPORT_GRACE_SECONDS)
+        moved = record.move(HostState.CHECKING_HEALTH, f"{note}, health command sent", now, deadline=deadline)
+        return Step(moved, SendDocument(Doc.HEALTH, record.target_version))
+    return _activate(record, note, now, policy)
+
+
+def _activate(record: HostRecord, note: str, now: datetime, policy: GroupPolicy) -> Step:
+    if record.container_instance is None:
+        return Step(record.move(HostState.UPDATED, note, now, deadline=None, command_id=None))
+    deadline = deadline_after(now, policy.verify_timeout_seconds)
+    moved = record.move(
+        HostState.ACTIVATING, f"{note}, container instance set ACTIVE", now, deadline=deadline, command_id=None
+    )
+    return Step(moved, SetContainerState("ACTIVE"))
+
+
+def health_verdict(report: HealthReport) -> str | None:
+    """Why the health command's report means the host is unhealthy, or None."""
+    output = f": {report.output.strip()[-300:]}" if report.output.strip() else ""
+    if report.result == "timed-out":
+        return f"health command did not finish within {report.timeout_seconds} s{output}"
+    if report.result != "healthy" or report.exit_code != 0:
+        return f"health command exited {report.exit_code}{output}"
+    return None
+
+
+def _checking_health(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    outcome = command_outcome(record.command_doc, seen.invocation)
+    if outcome is None:
+        if _past(record, now):
+            timeout = policy.health_check.timeout_seconds if policy.health_check else 0
+            return fail(record, f"health command did not report within {timeout} s", seen, now, policy)
+        return Step(record)
+    if isinstance(outcome, str):
+        return fail(record, outcome, seen, now, policy)
+    if not isinstance(outcome, HealthReport):
+        return fail(record, f"health reported {outcome!r}", seen, now, policy)
+    reason = health_verdict(outcome)
+    if reason:
+        return fail(record, reason, seen, now, policy)
+    return _activate(record, f"verified on {record.target_version} and healthy", now, policy)
+
+
+def _activating(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    container = seen.container
+    if container and container.status == "ACTIVE" and container.agent_connected:
+        note = f"verified on {record.target_version}, container instance ACTIVE with its agent connected"
+        return Step(record.move(HostState.UPDATED, note, now, deadline=None))
+    if _past(record, now):
+        if container is None:
+            reason = f"container instance {record.container_instance} left cluster {record.ecs_cluster}"
+        else:
+            reason = f"ECS agent not connected within {policy.verify_timeout_seconds} s (status {container.status})"
+        return fail(record, reason, seen, now, policy)
+    return Step(record)
+
+
+def _reactivating(record: HostRecord, seen: Observation, now: datetime) -> Step:
+    """After a rollback: ECS problems are noted, never turned into a failed rollback."""
+    container = seen.container
+    back = f"back on {record.previous_version}"
+    if container and container.status == "ACTIVE" and container.agent_connected:
+        done = record.move(HostState.ROLLED_BACK, f"{back}, container instance ACTIVE", now, deadline=None)
+        return Step(done)
+    if not _past(record, now):
+        return Step(record)
+    problem = (
+        f"container instance {record.container_instance} is gone from cluster {record.ecs_cluster}"
+        if container is None
+        else f"container instance {container.status}, ECS agent connected: {container.agent_connected}"
+    )
+    return Step(record.move(HostState.ROLLED_BACK, f"{back}; needs attention: {problem}", now, deadline=None))
+
+
 def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     step = record.rollback_step
+    if step is RollbackStep.ACTIVATE:
+        return _reactivating(record, seen, now)
     if step in (RollbackStep.RECOVER, RollbackStep.REBOOT):
         if not seen.online:
             if _past(record, now):
@@ -332,7 +494,7 @@ def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: 
         return _rollback_failed(record, outcome, now)
     if isinstance(outcome, RollbackReport):
         if outcome.result == "restored":
-            return _rolled_back(record, now)
+            return _rolled_back(record, now, policy)
         note = f"rebooting into {record.previous_version}"
         return _await_reboot(
             record, HostState.ROLLING_BACK, note, outcome.boot_id, now, policy, rollback_step=RollbackStep.REBOOT
@@ -343,14 +505,24 @@ def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: 
                 return _rollback_failed(record, "did not reboot during the rollback before the deadline", now)
             return Step(record.move(HostState.ROLLING_BACK, "not rebooted yet", now, rollback_step=RollbackStep.REBOOT))
         if outcome.version == record.previous_version:
-            return _rolled_back(record, now)
+            return _rolled_back(record, now, policy)
         return _rollback_failed(
             record, f"runs {outcome.version} after the rollback, expected {record.previous_version}", now
         )
     return _rollback_failed(record, f"unexpected report {outcome!r}", now)
 
 
-def _rolled_back(record: HostRecord, now: datetime) -> Step:
+def _rolled_back(record: HostRecord, now: datetime, policy: GroupPolicy) -> Step:
+    if record.container_instance:
+        moved = record.move(
+            HostState.ROLLING_BACK,
+            f"back on {record.previous_version}, container instance set ACTIVE",
+            now,
+            rollback_step=RollbackStep.ACTIVATE,
+            deadline=deadline_after(now, policy.verify_timeout_seconds),
+            command_id=None,
+        )
+        return Step(moved, SetContainerState("ACTIVE"))
     done = record.move(HostState.ROLLED_BACK, f"back on {record.previous_version}", now, command_id=None, deadline=None)
     return Step(done)
 

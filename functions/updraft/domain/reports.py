@@ -69,11 +69,22 @@ class RollbackReport(Report):
     from_version: Version | None = None
 
 
+class HealthReport(Report):
+    """The group's health command, run by the health document: its exit code and the tail of its output."""
+
+    doc: Literal["health"]
+    result: Literal["healthy", "unhealthy", "timed-out"]
+    exit_code: Annotated[int, Field(ge=0, le=255, strict=True)]
+    timeout_seconds: Annotated[int, Field(ge=1)]
+    output: Annotated[str, Field(max_length=1024)] = ""
+
+
 _PARSERS = {
     "inventory": TypeAdapter(InventoryReport | ErrorReport),
     "apply": TypeAdapter(ApplyReport | ErrorReport),
     "verify": TypeAdapter(VerifyReport | ErrorReport),
     "rollback": TypeAdapter(RollbackReport | ErrorReport),
+    "health": TypeAdapter(HealthReport | ErrorReport),
 }
 
 
