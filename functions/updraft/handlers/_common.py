@@ -13,7 +13,9 @@ from updraft.rollout import Rollout
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+# Named here, not only through the environment: a module imported before its environment is set (a warm
+# runtime's first import, a test) would otherwise publish without a namespace and fail to flush.
+metrics = Metrics(namespace="Updraft")
 
 
 class RolloutRef(BaseModel):
