@@ -6,6 +6,9 @@ A local signed update repository (real TUF metadata, RSA-PSS keys) stands in for
    prod, which follows staging, takes it.
 2. Release 1.27.0 is published; its image fails to boot. Staging's canary fails, the error budget is
    spent, the rollout halts and rolls back; prod never starts it.
+3. Release 1.27.1 is published. Staging takes it; in prod, the service's CloudWatch alarm fires while the
+   third wave bakes: the wave fails, its hosts are rolled back (prod's rollback scope is `wave`), the
+   waves before it keep 1.27.1 and the rest are never started.
 No AWS account, no network: moto plays AWS, and simulated Bottlerocket hosts run the real SSM
 documents.
 """
@@ -43,7 +46,8 @@ from stacks import config_from_cdk_json, synthesize
 from updraft.config import Detection, UpdraftConfig
 from updraft.domain.waves import Candidate, plan_waves
 
-GOOD, BAD = "1.26.1", "1.27.0"
+GOOD, BAD, NEXT = "1.26.1", "1.27.0", "1.27.1"
+ALARMED_WAVE = 2  # the wave of the alarmed group during whose bake its alarm fires
 STATE_STYLE = {
     "pending": "dim",
     "applying": "yellow",
@@ -203,7 +207,7 @@ def run(hosts: int, seed: int) -> int:
 
 def _run(config: UpdraftConfig, repository: UpdateRepository, hosts: int, seed: int, console: Console) -> int:
     template = synthesize(config)
-    releases = ("1.26.0", GOOD, BAD)
+    releases = ("1.26.0", GOOD, BAD, NEXT)
     with World(template, tag_key=config.tag_key, releases=releases, seed=seed, lambda_log_level="ERROR") as world:
         world.repository.bad_releases[BAD] = Fault.BOOT_FALLBACK
         fleets = {group.name: world.launch(group.name, hosts, version="1.26.0") for group in config.groups}
@@ -216,6 +220,7 @@ def _run(config: UpdraftConfig, repository: UpdateRepository, hosts: int, seed: 
         )
         victim = order[min(3, len(order) - 1)][0].instance_id
         world.inject(victim, Fault.APPLY_FAILS)
+        alarms = _monitoring(world, config)
         all_hosts = [i for ids in fleets.values() for i in ids]
         console.print(
             f"Fleet: {', '.join(f'{len(ids)} hosts in group {g}' for g, ids in fleets.items())}, 3 AZs, "
@@ -225,7 +230,56 @@ def _run(config: UpdraftConfig, repository: UpdateRepository, hosts: int, seed: 
         console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
         bad = publish(world, console, repository, BAD)
         console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
-        return 0 if _as_expected(world, config, good, bad, victim) else 1
+        alarmed = next(iter(alarms), None)  # the first group with an alarm gate, if any
+        if alarmed:
+            _fire_alarm_mid_bake(world, alarmed, alarms[alarmed], console)
+        last = publish(world, console, repository, NEXT)
+        console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
+        halted = alarmed is None or _alarm_halted(world, last, alarmed)
+        return 0 if _as_expected(world, config, good, bad, victim) and halted else 1
+
+
+def _monitoring(world: World, config: UpdraftConfig) -> dict[str, str]:
+    """The team's monitoring: every alarm the gated groups watch exists, and is OK. Group -> its first alarm."""
+    first: dict[str, str] = {}
+    for group in config.groups:
+        if group.alarms:
+            names = [*group.alarms.names, *(f"{prefix}errors" for prefix in group.alarms.prefixes)]
+            for name in names:
+                world.alarm(name)
+            first[group.name] = names[0]
+    return first
+
+
+def _fire_alarm_mid_bake(world: World, group: str, alarm: str, console: Console) -> None:
+    """The group's service alarm fires while its wave ALARMED_WAVE bakes the last release."""
+    fired: list[bool] = []
+
+    def fire(step_input: dict[str, Any], result: dict[str, Any]) -> None:
+        rollout, progress = step_input["rollout"], result["progress"]
+        bakes = progress.get("verdict") == "bake" and step_input["wave"] == ALARMED_WAVE
+        if not fired and bakes and rollout["group"] == group and rollout["target_version"] == NEXT:
+            fired.append(True)
+            world.set_alarm(alarm, "ALARM", "5xx rate above 1% for 1 minute")
+
+    world.after_step("check_hosts", fire)
+    console.print(f"[dim]{group}'s service alarm {alarm} will fire while its wave {ALARMED_WAVE} bakes {NEXT}.[/]")
+
+
+def _alarm_halted(world: World, executions: list[Any], group: str) -> bool:
+    """The alarmed group halted on the alarm and rolled back exactly the baking wave."""
+    metas = [meta for e in executions if (meta := world.rollout_record(e.name)) and meta["group"] == group]
+    if len(metas) != 1 or metas[0]["status"] != "halted" or "ALARM" not in metas[0].get("halt_reason", ""):
+        Console().print("[bold red]the alarm did not halt the rollout as expected[/]")
+        return False
+    states = {(int(r["wave"]), r["state"]) for r in world.host_records(metas[0]["rollout_id"]).values() if "wave" in r}
+    expected = all(
+        state == ("updated" if wave < ALARMED_WAVE else "rolled-back" if wave == ALARMED_WAVE else "skipped")
+        for wave, state in states
+    )
+    if not expected:
+        Console().print(f"[bold red]unexpected host states after the alarm: {sorted(states)}[/]")
+    return expected
 
 
 def _as_expected(world: World, config: UpdraftConfig, good: list[Any], bad: list[Any], victim: str) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from sim.world import Execution, World
+from updraft.config import GroupPolicy
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class Figures:
     lambda_invocations: int
     api_calls: int  # AWS API calls by the pipeline: Step Functions' integrations and the Lambdas
     makespan: float  # virtual seconds from the start to the end of the rollout
-    lower_bound: float  # sum over waves of the slowest host's apply + reboot + verify
+    lower_bound: float  # sum over waves of the slowest host's apply + reboot + verify, plus each full bake
 
     @property
     def per_host(self) -> float:
@@ -42,8 +44,16 @@ def figures(world: World, execution: Execution) -> Figures:
         ),
         api_calls=sum(world.api_calls.values()),
         makespan=(finished - started).total_seconds(),
-        lower_bound=_lower_bound(world, planned, started, finished),
+        lower_bound=_lower_bound(world, planned, started, finished) + _bakes(meta),
     )
+
+
+def _bakes(meta: dict) -> float:
+    """The bake time of every wave that baked to its end: no scheduler can skip it."""
+    if "policy" not in meta:
+        return 0.0
+    baked = [r for r in json.loads(meta.get("wave_results", "{}")).values() if r["verdict"] in ("continue", "complete")]
+    return float(GroupPolicy.model_validate_json(meta["policy"]).bake_seconds * len(baked))
 
 
 def _lower_bound(world: World, planned: list[dict], started: datetime, finished: datetime) -> float:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict
 
 from updraft.rollout import Rollout
@@ -15,7 +15,7 @@ logger = Logger()
 tracer = Tracer()
 # Named here, not only through the environment: a module imported before its environment is set (a warm
 # runtime's first import, a test) would otherwise publish without a namespace and fail to flush.
-metrics = Metrics(namespace="Updraft")
+metrics = Metrics(namespace="Updraft", service="updraft")
 
 
 class RolloutRef(BaseModel):
@@ -46,6 +46,8 @@ def step_input(event: dict[str, Any]) -> StepInput:
 
 
 def emit(name: str, unit: MetricUnit, value: float, group: str) -> None:
-    """One metric at a time, dimensioned by the rollout's group (a warm function serves many groups)."""
-    with single_metric(name=name, unit=unit, value=value, default_dimensions={"group": group}):
-        pass
+    """A metric of this invocation, dimensioned by the rollout's group. Handlers that emit flush with
+    `@metrics.log_metrics`, which clears the dimensions after each invocation: a warm function serves many
+    groups."""
+    metrics.add_dimension(name="group", value=group)
+    metrics.add_metric(name=name, unit=unit, value=value)

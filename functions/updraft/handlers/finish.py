@@ -1,10 +1,10 @@
 """Record the rollout's outcome; on the error path, leave no host in a non-final state."""
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import rollout
-from updraft.handlers._common import logger, step_input, tracer
+from updraft.handlers._common import emit, logger, metrics, step_input, tracer
 from updraft.settings import settings
 
 # How a rollout ended -> the metric that counts it (a rollout with nothing to do succeeded).
@@ -20,14 +20,11 @@ OUTCOME_METRICS = {
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
     result = rollout.finish(settings(), step.rollout.domain(), step.now, step.error)
     outcome = result["outcome"]
-    # Dimensioned by the rollout's group: a warm function serves many groups.
-    with single_metric(
-        name=OUTCOME_METRICS[outcome], unit=MetricUnit.Count, value=1, default_dimensions={"group": step.rollout.group}
-    ):
-        pass
+    emit(OUTCOME_METRICS[outcome], MetricUnit.Count, 1, step.rollout.group)
     logger.info("rollout finished", extra={"outcome": outcome, "summary": result["summary"]})
     return result
