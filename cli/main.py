@@ -339,8 +339,9 @@ def rollback_command(
 def simulate(
     hosts: int = typer.Option(30, min=1, help="Hosts per group in the simulated fleet."),
     seed: int = typer.Option(7, help="The simulation's seed."),
+    config: Annotated[Path | None, typer.Option("--config", help="The cdk.json to simulate.")] = None,
 ) -> None:
-    """Run the real pipeline for this cdk.json against a simulated fleet (no AWS account needed)."""
+    """Run the real pipeline for a cdk.json against a simulated fleet (no AWS account needed)."""
     from sim.demo import run  # the simulation needs the dev dependencies; import it only here
 
-    raise typer.Exit(run(hosts, seed))
+    raise typer.Exit(run(hosts, seed, config) if config else run(hosts, seed))

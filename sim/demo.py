@@ -43,6 +43,7 @@ from sim.report import figures
 from sim.update_repository import UpdateRepository
 from sim.world import World
 from stacks import config_from_cdk_json, synthesize
+from stacks.synth import CDK_JSON
 from updraft.config import Detection, UpdraftConfig
 from updraft.domain.waves import Candidate, plan_waves
 
@@ -188,10 +189,10 @@ def publish(world: World, console: Console, repository: UpdateRepository, versio
     return executions
 
 
-def run(hosts: int, seed: int) -> int:
+def run(hosts: int, seed: int, cdk_json: Path = CDK_JSON) -> int:
     quiet()
     console = Console()
-    base = config_from_cdk_json()
+    base = config_from_cdk_json(cdk_json)
     console.print("[bold]Updraft demo[/]: a signed update repository on 127.0.0.1, the stack for cdk.json in moto ...")
     with tempfile.TemporaryDirectory(prefix="updraft-demo-") as scratch:
         repository = UpdateRepository(Path(scratch) / "updates", base.groups[0].variant)
