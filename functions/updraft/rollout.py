@@ -427,8 +427,8 @@ def _gate_wave(
         reason = f"alarm {', '.join(tripped['alarms'])} went to ALARM during wave {wave}"
         result = GateResult(Verdict.HALT, reason, result.wave_failures, result.total_failures)
     verdict = str(result.verdict)
-    if result.verdict is not Verdict.HALT and meta.get("abort_requested"):
-        verdict = "abort"
+    if result.verdict is Verdict.CONTINUE and meta.get("abort_requested"):
+        verdict = "abort"  # the last wave simply completes: there is nothing left to not start
     elif result.verdict is not Verdict.HALT and (policy.bake_seconds or policy.alarms):
         until = now + timedelta(seconds=policy.bake_seconds)
         bake = {"wave": wave, "until": until.isoformat(), "then": verdict}
