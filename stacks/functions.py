@@ -55,6 +55,7 @@ class FunctionSpec:
     step: bool = True  # a task of the rollout state machine (else: invoked by an EventBridge rule)
     memory_mb: int = 512
     reserved_concurrency: int | None = None
+    writes_ledger: bool = True
     publishes_events: bool = False  # lifecycle events, on the default bus, with source `updraft` only
     reads_alarms: bool = False  # the groups' CloudWatch alarm gates
 
@@ -116,7 +117,7 @@ FUNCTIONS = (
 )
 
 # Rolls a finished rollout back when one of its group's alarms fires inside the rollback window.
-ON_ALARM = FunctionSpec("on_alarm", timeout_minutes=1, step=False)
+ON_ALARM = FunctionSpec("on_alarm", timeout_minutes=1, step=False, writes_ledger=False)
 
 
 class RolloutFunctions(Construct):
@@ -211,7 +212,9 @@ class RolloutFunctions(Construct):
         )
 
     def _statements(self, spec: FunctionSpec) -> list[iam.PolicyStatement]:
-        statements = [iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=[self.ledger.table_arn])]
+        statements = []
+        if spec.writes_ledger:
+            statements.append(iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=[self.ledger.table_arn]))
         if spec.takes_lock:
             statements += self._lock_statements()
         if spec.releases_lock:

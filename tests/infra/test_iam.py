@@ -171,7 +171,10 @@ def test_reboot_only_tagged_hosts_and_only_from_check_hosts(function_statements,
 LOCK_ACTIONS = {
     "acquire_lock": {"dynamodb:GetItem", "dynamodb:PutItem"},
     "on_execution_end": {"dynamodb:DeleteItem"},
+    "on_alarm": {"dynamodb:Scan"},  # is a rollout of the group running?
 }
+# Functions that are not state machine steps: EventBridge rules invoke them.
+NOT_STEPS = {"on_execution_end", "on_alarm"}
 
 
 def test_every_function_writes_the_ledger_only_the_lock_functions_the_locks(function_statements, table_arns):
@@ -179,6 +182,8 @@ def test_every_function_writes_the_ledger_only_the_lock_functions_the_locks(func
         dynamodb = dynamodb_statements(statements)
         tables = {resource for s in dynamodb for resource in s["Resource"]}
         expected = {table_arns["ledger"]} | ({table_arns["locks"]} if name in LOCK_ACTIONS else set())
+        if name == "on_alarm":  # reads a group's rollouts through the ledger's by-group index, nothing more
+            expected = {table_arns["locks"], f"{table_arns['ledger']}/index/by-group"}
         assert tables == expected, name
         lock_actions = {a for s in dynamodb if table_arns["locks"] in s["Resource"] for a in s["Action"]}
         assert lock_actions == LOCK_ACTIONS.get(name, set()), name
@@ -196,7 +201,7 @@ def test_only_acquire_lock_reads_executions_of_its_own_state_machine(function_st
 def test_state_machine_invokes_exactly_its_step_functions(state_machine_statements, functions):
     (invoke,) = allowed(state_machine_statements, "lambda:InvokeFunction")
     assert invoke["Action"] == ["lambda:InvokeFunction"]
-    steps = [f for name, f in functions.items() if name != "on_execution_end"]
+    steps = [f for name, f in functions.items() if name not in NOT_STEPS]
     assert len(steps) == 10
     assert sorted(invoke["Resource"]) == sorted("{" + f["LogicalId"] + ".Arn}" for f in steps)
 

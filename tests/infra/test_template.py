@@ -21,9 +21,16 @@ HANDLERS = {
     "abort_rollout",
     "finish",
     "on_execution_end",
+    "on_alarm",  # cdk.json's prod has an alarm gate and a rollback window
 }
+NOT_STEPS = {"on_execution_end", "on_alarm"}
 DOCUMENT_KINDS = ("inventory", "apply", "verify", "rollback")
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def state_machine_id(of_type) -> str:
+    (logical_id,) = of_type("AWS::StepFunctions::StateMachine")
+    return logical_id
 
 
 def logical_id_by_property(of_type, resource_type, key, value):
@@ -35,10 +42,10 @@ def test_resource_counts(of_type):
     expected = {
         "AWS::DynamoDB::Table": 2,
         "AWS::SSM::Document": 4,
-        "AWS::Lambda::Function": 11,  # ten steps and the one that settles abnormal ends
+        "AWS::Lambda::Function": 12,  # ten steps, the one that settles abnormal ends, the alarm rollbacks
         "AWS::StepFunctions::StateMachine": 1,
-        "AWS::IAM::Role": 12,  # one per function and the state machine's
-        "AWS::Events::Rule": 2,  # abnormal ends to the settling function; notifications to the topic
+        "AWS::IAM::Role": 13,  # one per function and the state machine's
+        "AWS::Events::Rule": 3,  # abnormal ends to the settling function; notifications; group alarms
     }
     assert {t: len(of_type(t)) for t in expected} == expected
 
@@ -145,8 +152,9 @@ def test_function_environment(of_type, functions, config, tables):
         "POWERTOOLS_METRICS_NAMESPACE": "Updraft",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
-    for function in functions.values():
-        assert function["Environment"]["Variables"] == expected
+    for name, function in functions.items():
+        alarm_rollbacks = {"STATE_MACHINE_ARN": {"Ref": state_machine_id(of_type)}} if name == "on_alarm" else {}
+        assert function["Environment"]["Variables"] == expected | alarm_rollbacks, name
 
 
 def test_environment_fits_lambdas_4_kb_limit(functions):
@@ -188,7 +196,7 @@ def test_every_placeholder_is_substituted(state_machine):
 
 def test_substitutions_reference_every_function_and_the_lock_table(state_machine, functions, tables):
     substitutions = state_machine["DefinitionSubstitutions"]
-    steps = {name: f for name, f in functions.items() if name != "on_execution_end"}
+    steps = {name: f for name, f in functions.items() if name not in NOT_STEPS}
     for name, function in steps.items():
         key = "".join(part.capitalize() for part in name.split("_")) + "FunctionArn"
         assert substitutions[key] == {"Fn::GetAtt": [function["LogicalId"], "Arn"]}

@@ -13,7 +13,7 @@ import pytest
 
 from sim.world import World
 from stacks import synthesize
-from tests.integration.conftest import assert_all_final, states
+from tests.integration.conftest import assert_all_final, assert_calls_granted, states
 from updraft.adapters.control import Controls
 from updraft.config import UpdraftConfig
 from updraft.domain.waves import Candidate, plan_waves
@@ -320,7 +320,7 @@ def test_a_rollback_after_the_window_closed_is_refused(world):
     assert world.versions() == dict.fromkeys(world.fleet.hosts, NEW)
 
 
-def test_an_alarm_inside_the_window_rolls_the_finished_rollout_back(world):
+def test_an_alarm_inside_the_window_rolls_the_finished_rollout_back(world, template):
     ids = world.launch("gated", 3)
     world.alarm(ALARM)
     done = world.rollout("gated", NEW)
@@ -333,3 +333,5 @@ def test_an_alarm_inside_the_window_rolls_the_finished_rollout_back(world):
     assert undo.status == "SUCCEEDED", (undo, world.rollout_record(undo.name))
     assert world.rollout_record(undo.name)["requested_by"] == f"alarm {ALARM}"
     assert {world.versions()[i] for i in ids} == {OLD}
+    assert any("OnAlarm" in function for function in world.calls_by_function)  # the rule's function did it
+    assert_calls_granted(world, template)
