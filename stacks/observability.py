@@ -108,10 +108,11 @@ class Observability(Construct):
         )
         for service, source_arns in publishers.items():
             # SNS uses the key on the publisher's behalf: the publisher needs a data key for each message.
+            # GenerateDataKey by name: the wildcard would also grant the key-pair and no-plaintext variants.
             key.add_to_resource_policy(
                 iam.PolicyStatement(
                     principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
                     resources=["*"],  # in a key policy, "*" is this key
                     conditions=_from(self, source_arns),
                 )

@@ -164,8 +164,8 @@ class ReleaseWatch(Construct):
         acknowledge(
             bucket,
             "AwsSolutions-S1",
-            "Holds only public TUF metadata, written by the detection function alone; versioning keeps "
-            "every state, and CloudTrail data events can audit access without a second bucket.",
+            "The trust bucket holds only public TUF metadata, written by the detection function alone; "
+            "versioning keeps every state, and CloudTrail data events can audit access without a second bucket.",
         )
         return bucket
 

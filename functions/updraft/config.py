@@ -115,7 +115,7 @@ class MaintenanceWindow(Strict):
     def _zone(cls, zone: str) -> str:
         try:
             ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a zoneinfo directory, a too long name
             raise ValueError(f"unknown time zone {zone!r} (an IANA name such as Europe/Paris)") from None
         return zone
 

@@ -96,8 +96,9 @@ def parse_report(doc: str, stdout: str) -> Report:
         raise MalformedCommandOutput(f"{doc}: the command printed no report")
     try:
         data = json.loads(lines[-1])
-    except json.JSONDecodeError as error:
-        raise MalformedCommandOutput(f"{doc}: the report is not JSON ({error.msg}): {lines[-1][:200]!r}") from None
+    except (ValueError, RecursionError) as error:  # also too deep a nesting, or an integer of over 4300 digits
+        problem = error.msg if isinstance(error, json.JSONDecodeError) else str(error)[:100]
+        raise MalformedCommandOutput(f"{doc}: the report is not JSON ({problem}): {lines[-1][:200]!r}") from None
     if not isinstance(data, dict) or data.get("doc") != doc:
         raise MalformedCommandOutput(f"{doc}: expected a report of document {doc!r}, got {str(data)[:200]!r}")
     try:

@@ -5,11 +5,29 @@ from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AwareDatetime, BaseModel, field_validator
 
 from updraft import detection
 from updraft.adapters.aws import client
 from updraft.handlers._common import logger, metrics, tracer
 from updraft.settings import settings
+
+
+class ScheduledEvent(BaseModel):
+    """What the detector reads of EventBridge's scheduled event: when the schedule fired (now if absent)."""
+
+    time: AwareDatetime | None = None
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _iso_text(cls, value: object) -> object:
+        # EventBridge writes an ISO 8601 string; a number would otherwise pass as seconds since 1970.
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"expected an ISO 8601 time like 2026-01-05T09:00:00Z, got {type(value).__name__}")
+        return value
+
+    def fired_at(self) -> datetime:
+        return self.time or datetime.now(UTC)
 
 
 def trusted_root(parameter: str) -> bytes:
@@ -22,7 +40,7 @@ def trusted_root(parameter: str) -> bytes:
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     env = settings()
-    now = datetime.fromisoformat(event["time"].replace("Z", "+00:00")) if "time" in event else datetime.now(UTC)
+    now = ScheduledEvent.model_validate(event).fired_at()
     with tempfile.TemporaryDirectory(prefix="updraft-tuf-") as work_dir:
         try:
             reports = detection.detect(env, trusted_root(env.trusted_root_parameter), now, work_dir)

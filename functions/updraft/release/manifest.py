@@ -182,6 +182,8 @@ def parse_manifest(data: bytes) -> Manifest:
         document = json.loads(data, object_pairs_hook=_without_duplicate_keys)
     except ValueError as error:  # includes JSONDecodeError and UnicodeDecodeError
         raise MalformedManifest(f"manifest.json: not valid JSON: {error}") from error
+    except RecursionError:
+        raise MalformedManifest("manifest.json: not valid JSON: nested too deep") from None
     try:
         manifest = Manifest.model_validate(document)
     except ValidationError as error:
