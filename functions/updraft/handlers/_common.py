@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from pydantic import BaseModel, ConfigDict
 
 from updraft.rollout import Rollout
@@ -49,5 +50,8 @@ def emit(name: str, unit: MetricUnit, value: float, group: str) -> None:
     """A metric of this invocation, dimensioned by the rollout's group. Handlers that emit flush with
     `@metrics.log_metrics`, which clears the dimensions after each invocation: a warm function serves many
     groups."""
-    metrics.add_dimension(name="group", value=group)
+    if is_metrics_disabled():
+        return  # Powertools never clears a disabled metric set: it would pile up across warm invocations
+    if metrics.dimension_set.get("group") != group:
+        metrics.add_dimension(name="group", value=group)
     metrics.add_metric(name=name, unit=unit, value=value)
