@@ -496,12 +496,14 @@ class Totals:
             self.failing_seeds[result.seed] = result.violations
 
 
-def campaign(seeds: list[int], on_result: Callable[[RunResult], None] | None = None) -> Totals:
+def campaign(
+    seeds: list[int], on_result: Callable[[RunResult], None] | None = None, template: dict[str, Any] | None = None
+) -> Totals:
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     logging.getLogger("sim").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     warnings.filterwarnings("ignore", message="Dimension 'group' has already been added")
-    template = campaign_template()
+    template = template or campaign_template()
     totals = Totals()
     for seed in seeds:
         result = run_one(template, seed)
