@@ -215,6 +215,7 @@ class Run:
         self.before: dict[str, dict[str, tuple[str, bool]]] = {}  # rollout id -> hosts when its inventory began
         self.after: dict[str, dict[str, tuple[str, bool]]] = {}  # rollout id -> hosts when it finished
         self.stop_requested: str | None = None
+        self._hold: Any = None
         self.first: str | None = None  # the first execution's arn, for a late end event
         self._calls: Counter[tuple[str, Trigger]] = Counter()
         self._lock = threading.Lock()
@@ -278,6 +279,9 @@ class Run:
         return True
 
     def _request_stop(self, step_input: dict[str, Any], _: Any) -> None:
+        # Time stands still until the driver has stopped the execution: the stop lands at this exact point.
+        self._hold = self.world.clock.held()
+        self._hold.__enter__()
         self.stop_requested = step_input["rollout"]["rollout_id"]
 
     # -- driving ----------------------------------------------------------------------------------------
@@ -307,7 +311,10 @@ class Run:
         while self.running():
             if self.stop_requested and not stopped:
                 stopped = True
-                self.world.stop_while_sleeping(self.arn_of(self.stop_requested))
+                try:
+                    self.world.stop_while_sleeping(self.arn_of(self.stop_requested))
+                finally:
+                    self._hold.__exit__(None, None, None)
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)

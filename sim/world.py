@@ -422,18 +422,20 @@ class World:
         }
         boto3.client("events").put_events(Entries=[entry])
 
-    def stop_while_sleeping(self, arn: str, cause: str = "operator stop", timeout: float = 30) -> str:
-        """StopExecution while every running execution waits between two steps (moto fails, rather than
-        aborts, an execution stopped inside a task); the execution's final status."""
+    def stop_while_sleeping(self, arn: str, cause: str = "operator stop", timeout: float = 30) -> bool:
+        """StopExecution once every running execution waits between two steps (moto fails, rather than
+        aborts, an execution stopped inside a task); False if the execution had ended already."""
         with self.clock.held():
             running = self.sfn.list_executions(
                 stateMachineArn=self.outputs["RolloutStateMachineArn"], statusFilter="RUNNING"
             )["executions"]
-            if any(e["executionArn"] == arn for e in running):
-                self.clock.wait_sleeping(len(running), timeout=timeout)
-                if self.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-                    self.sfn.stop_execution(executionArn=arn, cause=cause)
-        return self.wait(arn).status
+            if not any(e["executionArn"] == arn for e in running):
+                return False
+            self.clock.wait_sleeping(len(running), timeout=timeout)
+            if self.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+                return False
+            self.sfn.stop_execution(executionArn=arn, cause=cause)
+            return True
 
     def host_snapshot(self) -> dict[str, tuple[str, bool]]:
         """Each simulated host's version now (after what was due by now happened), and whether it is gone."""
