@@ -252,7 +252,7 @@ class Run:
         for trigger, code, times in s.lambda_errors:
             world.fail_lambda(trigger.step, code, on_call=trigger.call, times=times)
         for trigger in s.lost_responses:
-            self.at(trigger, "lambda-response-lost", self._lose_response(trigger.step))
+            self.at(trigger, "lambda-response-lost", self._lose_response(trigger.step, self.result.faults))
         for trigger, index in s.terminations:
             self.at(trigger, "terminated", lambda i, r, index=index: world.terminate(self.ids[index]))
         if s.abort:
@@ -263,8 +263,9 @@ class Run:
             self.at(s.alarm, "alarm", lambda i, r: world.set_alarm(ALARM, "ALARM"))
 
     @staticmethod
-    def _lose_response(step: str) -> Callable[[dict[str, Any], Any], None]:
+    def _lose_response(step: str, counts: Counter[str]) -> Callable[[dict[str, Any], Any], None]:
         def lose(step_input: dict[str, Any], result: Any) -> None:
+            counts["lambda-response-lost"] += 1  # here: the raise skips the hook's own count
             raise LambdaServiceError("SdkClientException", step)
 
         return lose
