@@ -53,7 +53,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 
-from sim import notifications
+from sim import faults, notifications
 from sim.clock import VirtualClock
 from sim.ecs import simulated as simulated_ecs
 from sim.fleet import Fleet, SimulatedApiError, load_document
@@ -125,6 +125,7 @@ def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None =
             stack.enter_context(patcher)
         stack.enter_context(notifications.wired())  # after the EventBridge patches, which it wraps
         stack.enter_context(simulated_ecs(fleet, clock))  # ECS's scheduler and agents, in sim/ecs.py
+        stack.enter_context(faults.injected(fleet))  # terminations and Lambda service errors, in sim/faults.py
         yield
 
 
@@ -199,6 +200,7 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
             **overrides,
         }
         payload = event if isinstance(event, dict) else json.loads(event or "{}")
+        faults.before_handler(module_name.rsplit(".", 1)[-1])  # the Invoke call may fail as the service would
         with _LAMBDA_LOCK, _environment(environment):
             caller, _RUNNING.name = running_function(), self.function_name
             try:

@@ -20,8 +20,9 @@ from typing import Any
 import boto3
 from boto3.dynamodb.conditions import Key
 from moto import mock_aws
+from moto.events import models as events_models
 
-from sim import moto_wiring
+from sim import faults, moto_wiring
 from sim.bottlerocket import Fault, Repository
 from sim.clock import VirtualClock
 from sim.deploy import ACCOUNT, REGION, deploy
@@ -368,3 +369,79 @@ class World:
             described = ecs.describe_tasks(cluster=cluster, tasks=arns[start : start + 100])["tasks"]
             tasks |= {task["taskArn"]: task for task in described}
         return tasks
+
+    # -- faults of the AWS side (sim/faults.py) -----------------------------------------------------
+    def terminate(self, *instance_ids: str) -> None:
+        """TerminateInstances, as an autoscaler or an operator would: the simulated hosts go away."""
+        self.ec2.terminate_instances(InstanceIds=list(instance_ids))
+
+    def fail_lambda(self, step: str, code: str = "ServiceException", on_call: int = 1, times: int = 1) -> None:
+        """The Lambda service fails `times` Invoke calls of `step` (e.g. "check_hosts") in a row, from its
+        `on_call`-th call on, before the handler runs: the state machine sees `Lambda.<code>`."""
+        faults.LAMBDA_ERRORS.fail(step, code, on_call, times)
+
+    def lambda_errors_raised(self) -> list[tuple[str, str]]:
+        return list(faults.LAMBDA_ERRORS.raised)
+
+    def redeliver_status_change(self, arn: str) -> None:
+        """Deliver the execution's "Step Functions Execution Status Change" event again (EventBridge
+        delivers at least once, and not always in order)."""
+        described = self.sfn.describe_execution(executionArn=arn)
+        detail = {
+            "executionArn": arn,
+            "stateMachineArn": described["stateMachineArn"],
+            "name": described["name"],
+            "status": described["status"],
+            "input": described.get("input"),
+            "error": described.get("error"),
+            "cause": described.get("cause"),
+        }
+        entry = {
+            "Source": "aws.states",
+            "DetailType": "Step Functions Execution Status Change",
+            "Detail": json.dumps(detail),
+            "Time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Resources": [arn],
+        }
+        events_models.events_backends[ACCOUNT][REGION].put_events([entry])
+
+    def announce_release(self, version: str, released_at: str, arch: str = "x86_64") -> None:
+        """The detector's "Bottlerocket Release Available" event for this world's variant, on the release bus."""
+        detail = {
+            "variant": self.repository.variant,
+            "arch": arch,
+            "version": version,
+            "released_at": released_at,
+            "manifest_digest": "0" * 64,
+        }
+        entry = {
+            "EventBusName": self.outputs["ReleaseBusName"],
+            "Source": "updraft",
+            "DetailType": "Bottlerocket Release Available",
+            "Detail": json.dumps(detail),
+        }
+        boto3.client("events").put_events(Entries=[entry])
+
+    def stop_while_sleeping(self, arn: str, cause: str = "operator stop", timeout: float = 30) -> bool:
+        """StopExecution once every running execution waits between two steps (moto fails, rather than
+        aborts, an execution stopped inside a task); False if the execution had ended already."""
+        with self.clock.held():
+            running = self.sfn.list_executions(
+                stateMachineArn=self.outputs["RolloutStateMachineArn"], statusFilter="RUNNING"
+            )["executions"]
+            if not any(e["executionArn"] == arn for e in running):
+                return False
+            self.clock.wait_sleeping(len(running), timeout=timeout)
+            if self.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+                return False
+            self.sfn.stop_execution(executionArn=arn, cause=cause)
+            return True
+
+    def host_snapshot(self) -> dict[str, tuple[str, bool]]:
+        """Each simulated host's version now (after what was due by now happened), and whether it is gone."""
+        now = self.clock.seconds
+        snapshot = {}
+        for instance_id, host in list(self.fleet.hosts.items()):
+            host.sync(now)
+            snapshot[instance_id] = (host.version, isinstance(host, faults.TerminatedHost))
+        return snapshot
