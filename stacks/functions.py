@@ -69,6 +69,8 @@ class FunctionSpec:
 
 _LIST_INVOCATIONS = "ssm:ListCommandInvocations"
 _DESCRIBE_MANAGED = "ssm:DescribeInstanceInformation"
+# A retried step finds the commands an earlier attempt sent before it could record them.
+_LIST_COMMANDS = "ssm:ListCommands"
 # Watching drains and re-activations: container instance state and counts, the tasks no service owns.
 _ECS_WATCH = (
     "ecs:DescribeContainerInstances",
@@ -89,7 +91,7 @@ FUNCTIONS = (
     FunctionSpec(
         "apply_wave",
         runs_documents=("apply",),
-        unscoped_actions=(_DESCRIBE_MANAGED, _LIST_INVOCATIONS),
+        unscoped_actions=(_DESCRIBE_MANAGED, _LIST_INVOCATIONS, _LIST_COMMANDS),
         ecs_actions=("ecs:ListContainerInstances", *_ECS_WATCH),
         publishes_events=True,
         reads_alarms=True,
@@ -97,7 +99,7 @@ FUNCTIONS = (
     FunctionSpec(
         "check_hosts",
         runs_documents=("verify", "rollback", "health"),
-        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, "ec2:DescribeInstanceStatus"),
+        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, _LIST_COMMANDS, "ec2:DescribeInstanceStatus"),
         reboots_hosts=True,
         publishes_events=True,
         reads_alarms=True,
@@ -107,7 +109,7 @@ FUNCTIONS = (
     FunctionSpec(
         "halt",
         runs_documents=("rollback",),
-        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED),
+        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, _LIST_COMMANDS),
     ),
     FunctionSpec("abort_rollout", timeout_minutes=1),
     FunctionSpec("finish", timeout_minutes=1, publishes_events=True),
