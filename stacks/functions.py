@@ -36,6 +36,8 @@ LEDGER_ACTIONS = (
     "dynamodb:Query",
     "dynamodb:BatchWriteItem",
 )
+# The partition keys of step results kept for replays (functions/updraft/handlers/_common.py).
+IDEMPOTENCY_KEYS = "IDEMPOTENCY#*"
 # X-Ray takes no resource-level permissions; CDK grants these for active tracing.
 TRACING_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 
@@ -214,6 +216,8 @@ class RolloutFunctions(Construct):
 
     def _statements(self, spec: FunctionSpec) -> list[iam.PolicyStatement]:
         statements = [iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=[self.ledger.table_arn])]
+        if spec.step:
+            statements.append(self._forget_failed_attempts())
         if spec.takes_lock:
             statements += self._lock_statements()
         if spec.releases_lock:
@@ -234,6 +238,15 @@ class RolloutFunctions(Construct):
         if spec.ecs_actions and self._clusters():
             statements += self._ecs_statements(spec.ecs_actions)
         return statements
+
+    def _forget_failed_attempts(self) -> iam.PolicyStatement:
+        """A step's attempt that raised deletes its idempotency record, so that the retry runs the step; it
+        may delete nothing else (records live under `IDEMPOTENCY#<step>` partition keys)."""
+        return iam.PolicyStatement(
+            actions=["dynamodb:DeleteItem"],
+            resources=[self.ledger.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [IDEMPOTENCY_KEYS]}},
+        )
 
     def publish_lifecycle_events(self) -> iam.PolicyStatement:
         """PutEvents on the default bus, and only events whose source is Updraft's."""

@@ -209,6 +209,13 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
     ledger = Ledger(env.ledger_table)
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
+    if "planned_hosts" in meta:  # planned by an earlier attempt: its hosts may have moved on since
+        progress = {
+            "done": True,
+            "wave_count": len(meta["wave_sizes"]),
+            "next_poll_seconds": policy.poll_interval_seconds,
+        }
+        return {"rollout": rollout.as_state(), "wave": 0, "progress": progress}
     inventory = meta["inventory"]
     reports: dict[str, Invocation] = {}
     for command_id in inventory["commands"]:
