@@ -165,9 +165,10 @@ def outcome(world: World, execution: Any) -> dict[str, Any]:
 
 
 def run(template: dict, group: str, count: int, faulty_wave: int, replay: bool, idempotency: bool) -> tuple:
-    with World(template) as world:
-        if not idempotency:  # the steps' own safety alone, without the stored results
-            world.lambda_env["POWERTOOLS_IDEMPOTENCY_DISABLED"] = "true"
+    world = World(template)
+    if not idempotency:  # the steps' own safety alone, without the stored results
+        world.lambda_env["POWERTOOLS_IDEMPOTENCY_DISABLED"] = "true"
+    with world:
         ids = world.launch(group, count)
         world.inject(waves_of(world, ids, group)[faulty_wave][0], Fault.APPLY_FAILS)
         replays = replay_every_step(world) if replay else []
@@ -194,6 +195,8 @@ def test_every_step_run_twice_with_the_same_input_changes_nothing(template, grou
     if idempotency:  # the stored result comes back, whatever changed since
         assert all(first == again for _, _, first, again in replays)
     else:  # the step ran again and decided the same
+        started = [(first, again) for step, _, first, again in replays if step == "apply_wave"]
+        assert all(first["progress"]["sent"] > 0 == again["progress"]["sent"] for first, again in started)
         for step, _, first, again in replays:
             if step == "finish":
                 assert (again["outcome"], again["summary"]) == (first["outcome"], first["summary"])
