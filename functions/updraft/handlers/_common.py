@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared.constants import IDEMPOTENCY_DISABLED_ENV
+from aws_lambda_powertools.shared.functions import strtobool
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent
 from pydantic import BaseModel, ConfigDict
 
@@ -72,6 +74,8 @@ def replayable(handler: Callable[[dict, Any], dict]) -> Callable[[dict, Any], di
 
     @functools.wraps(handler)
     def run(event: dict, context: Any) -> dict:
+        if strtobool(os.getenv(IDEMPOTENCY_DISABLED_ENV, "false")):
+            return handler(event, context)  # Powertools' own switch, honoured before the table is needed
         store = DynamoDBPersistenceLayer(
             table_name=os.environ["LEDGER_TABLE"],
             key_attr="pk",
