@@ -292,6 +292,16 @@ def _ssm(fleet: Fleet) -> list[Any]:
         page, token = _page(views, self._get_param("NextToken"), self._get_int_param("MaxResults") or PAGE_LIMIT)
         return ActionResult({"CommandInvocations": page, **({"NextToken": token} if token else {})})
 
+    def list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
+        # moto applies neither Filters nor paging, and stamps commands with the wall clock.
+        commands = self.ssm_backend.list_commands(self._get_param("CommandId"), self._get_param("InstanceId"))
+        sent = [(command, fleet.clock.at(fleet.commands[command.command_id].sent_at)) for command in commands]
+        for item in self._get_param("Filters") or []:
+            sent = [(command, at) for command, at in sent if _command_matches(command, at, item["key"], item["value"])]
+        views = [{**command.response_object(), "RequestedDateTime": at} for command, at in sent]
+        page, token = _page(views, self._get_param("NextToken"), self._get_int_param("MaxResults") or PAGE_LIMIT)
+        return ActionResult({"Commands": page, **({"NextToken": token} if token else {})})
+
     def describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
         wanted = None
         for item in self._get_param("Filters") or []:
@@ -314,7 +324,18 @@ def _ssm(fleet: Fleet) -> list[Any]:
         mock.patch.object(
             SimpleSystemManagerResponse, "describe_instance_information", describe_instance_information, create=True
         ),
+        mock.patch.object(SimpleSystemManagerResponse, "list_commands", list_commands),
     ]
+
+
+def _command_matches(command: Any, sent_at: datetime, key: str, value: str) -> bool:
+    """One ListCommands filter, as SSM applies it (the ones Updraft may use)."""
+    if key == "DocumentName":
+        return command.document_name == value
+    if key in ("InvokedAfter", "InvokedBefore"):
+        bound = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return sent_at >= bound if key == "InvokedAfter" else sent_at <= bound
+    raise JsonRESTError("InvalidFilterKey", f"the simulated fleet does not filter commands by {key}")
 
 
 def _targets_only(self: Any) -> list[str]:

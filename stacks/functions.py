@@ -36,6 +36,8 @@ LEDGER_ACTIONS = (
     "dynamodb:Query",
     "dynamodb:BatchWriteItem",
 )
+# The partition keys of step results kept for replays (functions/updraft/handlers/_common.py).
+IDEMPOTENCY_KEYS = "IDEMPOTENCY#*"
 # X-Ray takes no resource-level permissions; CDK grants these for active tracing.
 TRACING_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 
@@ -70,6 +72,8 @@ class FunctionSpec:
 
 _LIST_INVOCATIONS = "ssm:ListCommandInvocations"
 _DESCRIBE_MANAGED = "ssm:DescribeInstanceInformation"
+# A retried step finds the commands an earlier attempt sent before it could record them.
+_LIST_COMMANDS = "ssm:ListCommands"
 # Watching drains and re-activations: container instance state and counts, the tasks no service owns.
 _ECS_WATCH = (
     "ecs:DescribeContainerInstances",
@@ -90,7 +94,7 @@ FUNCTIONS = (
     FunctionSpec(
         "apply_wave",
         runs_documents=("apply",),
-        unscoped_actions=(_DESCRIBE_MANAGED, _LIST_INVOCATIONS),
+        unscoped_actions=(_DESCRIBE_MANAGED, _LIST_INVOCATIONS, _LIST_COMMANDS),
         ecs_actions=("ecs:ListContainerInstances", *_ECS_WATCH),
         publishes_events=True,
         reads_alarms=True,
@@ -98,7 +102,7 @@ FUNCTIONS = (
     FunctionSpec(
         "check_hosts",
         runs_documents=("verify", "rollback", "health"),
-        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, "ec2:DescribeInstanceStatus"),
+        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, _LIST_COMMANDS, "ec2:DescribeInstanceStatus"),
         reboots_hosts=True,
         publishes_events=True,
         reads_alarms=True,
@@ -108,7 +112,7 @@ FUNCTIONS = (
     FunctionSpec(
         "halt",
         runs_documents=("rollback",),
-        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED),
+        unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, _LIST_COMMANDS),
     ),
     FunctionSpec("abort_rollout", timeout_minutes=1),
     FunctionSpec("finish", timeout_minutes=1, publishes_events=True),
@@ -215,6 +219,8 @@ class RolloutFunctions(Construct):
         statements = []
         if spec.writes_ledger:
             statements.append(iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=[self.ledger.table_arn]))
+        if spec.step:
+            statements.append(self._forget_failed_attempts())
         if spec.takes_lock:
             statements += self._lock_statements()
         if spec.releases_lock:
@@ -235,6 +241,15 @@ class RolloutFunctions(Construct):
         if spec.ecs_actions and self._clusters():
             statements += self._ecs_statements(spec.ecs_actions)
         return statements
+
+    def _forget_failed_attempts(self) -> iam.PolicyStatement:
+        """A step's attempt that raised deletes its idempotency record, so that the retry runs the step; it
+        may delete nothing else (records live under `IDEMPOTENCY#<step>` partition keys)."""
+        return iam.PolicyStatement(
+            actions=["dynamodb:DeleteItem"],
+            resources=[self.ledger.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [IDEMPOTENCY_KEYS]}},
+        )
 
     def publish_lifecycle_events(self) -> iam.PolicyStatement:
         """PutEvents on the default bus, and only events whose source is Updraft's."""

@@ -7,7 +7,9 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 
-def _table(scope: Construct, construct_id: str, partition_key: str, sort_key: str | None = None) -> dynamodb.Table:
+def _table(
+    scope: Construct, construct_id: str, partition_key: str, sort_key: str | None = None, expires: str | None = None
+) -> dynamodb.Table:
     # Plain `Table` rather than TableV2: single-region, and the simulation deploys this template into moto,
     # whose CloudFormation skips AWS::DynamoDB::GlobalTable.
     string = dynamodb.AttributeType.STRING
@@ -23,6 +25,8 @@ def _table(scope: Construct, construct_id: str, partition_key: str, sort_key: st
         ),
         # The ledger is the audit trail of every rollout: it outlives the stack.
         removal_policy=RemovalPolicy.RETAIN,
+        # Only the steps' replay records carry it: rollouts and hosts never expire.
+        time_to_live_attribute=expires,
     )
 
 
@@ -32,7 +36,7 @@ class Ledger(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         self.locks = _table(self, "Locks", partition_key="group")
-        self.table = _table(self, "Ledger", partition_key="pk", sort_key="sk")
+        self.table = _table(self, "Ledger", partition_key="pk", sort_key="sk", expires="expiration")
         # Only rollout items carry `group_key`: a group's rollouts by start time (history, rollback window).
         self.table.add_global_secondary_index(
             index_name="by-group",

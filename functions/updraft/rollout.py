@@ -41,7 +41,9 @@ from updraft.domain.hosts import (
     command_outcome,
     deadline_after,
     first_poll_seconds,
+    intended_send,
     next_poll_seconds,
+    send_key,
     start_apply,
 )
 from updraft.domain.lifecycle import OUTCOME_EVENTS, Kind, detail
@@ -207,6 +209,13 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
     ledger = Ledger(env.ledger_table)
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
+    if "planned_hosts" in meta:  # planned by an earlier attempt: its hosts may have moved on since
+        progress = {
+            "done": True,
+            "wave_count": len(meta["wave_sizes"]),
+            "next_poll_seconds": policy.poll_interval_seconds,
+        }
+        return {"rollout": rollout.as_state(), "wave": 0, "progress": progress}
     inventory = meta["inventory"]
     reports: dict[str, Invocation] = {}
     for command_id in inventory["commands"]:
@@ -243,7 +252,7 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
         for host in wave
     ]
     ledger.put_skipped(rollout.rollout_id, skipped)
-    ledger.put_hosts(records)
+    ledger.put_planned(records)
     skipped_count = len(skipped) + int(meta.get("skipped_hosts", 0))
     sizes = [len(wave) for wave in waves]
     ledger.update_rollout(
@@ -307,10 +316,12 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
     ledger = Ledger(env.ledger_table)
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
+    # An earlier attempt of this step may have recorded sends it never finished: they go out (once) first.
+    hosts = _resume_sends(env, ledger, ledger.wave_hosts(rollout.rollout_id, wave), policy)
     held = _held_back(env, ledger, meta, policy, rollout, wave, now)
     if held:
         return held
-    pending = [host for host in ledger.wave_hosts(rollout.rollout_id, wave) if host.state is HostState.PENDING]
+    pending = [host for host in hosts if host.state is HostState.PENDING]
     connected = ssm.online([host.instance_id for host in pending])
     gone = [
         host.move(HostState.SKIPPED, "SSM agent offline when its wave started", now)
@@ -322,11 +333,12 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
     if policy.ecs:
         started = _drain_wave(env, ledger, ready, policy.ecs.cluster, policy, now)
     else:
-        started = _carry_out(env, ledger, [start_apply(host, "apply sent", now, policy) for host in ready], policy)
+        started = _carry_out(env, ledger, [start_apply(host, "apply sent", now, policy) for host in ready], policy, now)
     ledger.update_rollout(
         rollout.rollout_id, current_wave=wave, status="rolling-out", waiting_reason="", wave_started_at=now.isoformat()
     )
-    _tell(Kind.WAVE_STARTED, rollout, now, wave=wave, hosts=len(pending))
+    # Every host of a wave is pending when it starts: the count stays the same when a retry finds it started.
+    _tell(Kind.WAVE_STARTED, rollout, now, wave=wave, hosts=len(hosts))
     progress = {"verdict": "go", "done": False, "next_poll_seconds": first_poll_seconds(policy), "sent": len(started)}
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
@@ -337,12 +349,13 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
     policy = _policy(meta)
     in_wave = scope == "wave"
     hosts = ledger.wave_hosts(rollout.rollout_id, wave) if in_wave else ledger.all_hosts(rollout.rollout_id)
+    hosts = _resume_sends(env, ledger, hosts, policy)
     active = [host for host in hosts if not host.final and host.state is not HostState.PENDING]
     seen = _observe(active)
     steps = [advance(host, seen[host.instance_id], now, policy) for host in active]
     # Write only what moved: most polls find most hosts where they were.
     moved = [step for step, host in zip(steps, active, strict=True) if step.action or step.record != host]
-    changed = _carry_out(env, ledger, moved, policy)
+    changed = _carry_out(env, ledger, moved, policy, now)
     _tell_rolled_back(rollout, changed, now)
     current = {host.instance_id: host for host in hosts} | {host.instance_id: host for host in changed}
     records = list(current.values())
@@ -607,7 +620,7 @@ def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
     ledger = Ledger(env.ledger_table)
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
-    hosts = ledger.all_hosts(rollout.rollout_id)
+    hosts = _resume_sends(env, ledger, ledger.all_hosts(rollout.rollout_id), policy)
     skipped = [
         host.move(HostState.SKIPPED, "not started: the rollout halted", now)
         for host in hosts
@@ -621,9 +634,13 @@ def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
     steps = [
         begin_rollback(host, note, Observation(online=host.instance_id in connected), now, policy) for host in in_scope
     ]
-    _carry_out(env, ledger, steps, policy)
+    started = _carry_out(env, ledger, steps, policy, now)
     ledger.update_rollout(rollout.rollout_id, status="halted-rolling-back")
-    progress = {"done": not steps, "next_poll_seconds": policy.poll_interval_seconds, "rolling_back": len(steps)}
+    # Counted from the records, not from this attempt's steps: a retry finds its rollbacks already started.
+    current = {host.instance_id: host for host in hosts} | {host.instance_id: host for host in started}
+    rolling_back = sum(1 for host in current.values() if host.state is HostState.ROLLING_BACK)
+    progress = {"done": not rolling_back, "next_poll_seconds": policy.poll_interval_seconds}
+    progress["rolling_back"] = rolling_back
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
 
@@ -673,6 +690,8 @@ def _in_scope(host: HostRecord, scope: RollbackScope, wave: int) -> bool:
 def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any] | None) -> dict[str, Any]:
     ledger = Ledger(env.ledger_table)
     meta = ledger.rollout(rollout.rollout_id)
+    if "finished_at" in meta:
+        return _recorded_end(rollout, meta)  # a replay, or the execution's end was settled first
     hosts = ledger.all_hosts(rollout.rollout_id)
     if error:
         cause = f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:300]}"
@@ -684,11 +703,17 @@ def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any]
     fields: dict[str, Any] = {"status": outcome, "finished_at": now.isoformat(), "summary": summary}
     if error:
         fields["error"] = cause
-    ledger.update_rollout(rollout.rollout_id, **fields)
+    if not ledger.close_rollout(rollout.rollout_id, **fields):
+        return _recorded_end(rollout, ledger.rollout(rollout.rollout_id))
     _record_group_outcome(ledger, meta, rollout, outcome, now)
     reason = fields.get("error") or meta.get("halt_reason") or ""
     _tell(OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=reason)
     return {"rollout": rollout.as_state(), "outcome": outcome, "summary": summary}
+
+
+def _recorded_end(rollout: Rollout, meta: dict[str, Any]) -> dict[str, Any]:
+    summary = {key: int(count) for key, count in (meta.get("summary") or {}).items()}
+    return {"rollout": rollout.as_state(), "outcome": meta["status"], "summary": summary}
 
 
 def _record_group_outcome(ledger: Ledger, meta: dict[str, Any], rollout: Rollout, outcome: str, now: datetime) -> None:
@@ -702,27 +727,38 @@ def _record_group_outcome(ledger: Ledger, meta: dict[str, Any], rollout: Rollout
         ledger.record_group_outcome(rollout.group, version, "rolled-back", rollout.rollout_id, now.isoformat())
 
 
-FINISHED = frozenset({"succeeded", "halted", "failed", "nothing-to-do", "aborted", "timed-out"})
-
-
 def settle(env: Settings, rollout: Rollout, execution_id: str, status: str, now: datetime) -> dict[str, Any]:
     """An execution ended outside its own error handling (stopped, timed out): record every host it
-    left in flight and release the group's lock if the execution still holds it."""
+    left in flight and release the group's lock if the execution still holds it. The rollout is closed
+    first: a step of the execution still running can then write no host (nor send to one) after this."""
     ledger = Ledger(env.ledger_table)
     meta = ledger.rollout(rollout.rollout_id)
-    recorded = meta["status"] in FINISHED
-    if not recorded:
-        cause = f"the execution ended {status}"
-        ledger.put_hosts(
-            [_abandon(host, cause, now) for host in ledger.all_hosts(rollout.rollout_id) if not host.final]
-        )
-        outcome = {"ABORTED": "aborted", "TIMED_OUT": "timed-out"}.get(status, "failed")
-        ledger.update_rollout(rollout.rollout_id, status=outcome, finished_at=now.isoformat(), error=cause)
+    cause = f"the execution ended {status}"
+    outcome = {"ABORTED": "aborted", "TIMED_OUT": "timed-out"}.get(status, "failed")
+    closed = ledger.close_rollout(rollout.rollout_id, status=outcome, finished_at=now.isoformat(), error=cause)
+    if closed:
+        _close_hosts(ledger, rollout, cause, now)
         _record_group_outcome(ledger, meta, rollout, outcome, now)
         summary = dict(Counter(str(host.state) for host in ledger.all_hosts(rollout.rollout_id)))
         _tell(OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=cause)
     released = GroupLock(env.lock_table).release(rollout.group, execution_id)
-    return {"rollout": rollout.as_state(), "already_recorded": recorded, "lock_released": released}
+    return {"rollout": rollout.as_state(), "already_recorded": not closed, "lock_released": released}
+
+
+CLOSE_ROUNDS = 5
+
+
+def _close_hosts(ledger: Ledger, rollout: Rollout, cause: str, now: datetime) -> None:
+    """Write every host a last time, marked closed, those in flight abandoned. A host a running step wrote
+    meanwhile is read again and closed on the next round; once closed, no step writes it."""
+    hosts = ledger.all_hosts(rollout.rollout_id)
+    for _ in range(CLOSE_ROUNDS):
+        last = [host if host.final else _abandon(host, cause, now) for host in hosts]
+        written = {host.instance_id for host in ledger.put_hosts(last, closing_at=now.isoformat())}
+        changed = [host for host in hosts if host.instance_id not in written]
+        if not changed:
+            return
+        hosts = [found for host in changed if (found := ledger.host(host.rollout_id, host.wave, host.instance_id))]
 
 
 def _abandon(host: HostRecord, cause: str, now: datetime) -> HostRecord:
@@ -767,17 +803,20 @@ def _observe(hosts: list[HostRecord]) -> dict[str, Observation]:
     }
 
 
-def _carry_out(env: Settings, ledger: Ledger, steps: list[Step], policy: GroupPolicy) -> list[HostRecord]:
-    """Record every step, sending each document once per batch of hosts that asked for it."""
+def _carry_out(
+    env: Settings, ledger: Ledger, steps: list[Step], policy: GroupPolicy, now: datetime
+) -> list[HostRecord]:
+    """Record every step, sending each document once per batch of hosts that asked for it. Returns the
+    records written: a host another run moved meanwhile is neither written nor acted on."""
     by_action: dict[SendDocument | RebootThroughEc2 | None, list[HostRecord]] = defaultdict(list)
     for step in steps:
         by_action[step.action].append(step.record)
-    done = by_action.pop(None, [])
-    ledger.put_hosts(done)
+    done = ledger.put_hosts(by_action.pop(None, []))
     rebooting = by_action.pop(RebootThroughEc2(), [])
     if rebooting:
+        # Rebooted, then recorded: a retry in between reboots again, which costs a boot and breaks nothing.
         ec2.reboot([host.instance_id for host in rebooting])
-        ledger.put_hosts(rebooting)
+        rebooting = ledger.put_hosts(rebooting)
     containers = [
         record
         for status in ("DRAINING", "ACTIVE")
@@ -787,13 +826,25 @@ def _carry_out(env: Settings, ledger: Ledger, steps: list[Step], policy: GroupPo
         record
         for action, records in by_action.items()
         if isinstance(action, SendDocument)
-        for record in _send(env, ledger, records, action, policy)
+        for record in _send(env, ledger, records, action, policy, now)
     ]
     return done + rebooting + containers + sent
 
 
 def _send(
-    env: Settings, ledger: Ledger, records: list[HostRecord], action: SendDocument, policy: GroupPolicy
+    env: Settings, ledger: Ledger, records: list[HostRecord], action: SendDocument, policy: GroupPolicy, now: datetime
+) -> list[HostRecord]:
+    """Record the intent to send first, under the step's send key; then send to the hosts whose intent was
+    written. A retry finds the intent and looks for the command before it sends again (`_resume_sends`)."""
+    if not records:
+        return []
+    key = send_key(records[0].rollout_id, action.doc, now)
+    intents = ledger.put_hosts([record.intending(action.doc, key) for record in records])
+    return _dispatch(env, ledger, intents, action, policy, key)
+
+
+def _dispatch(
+    env: Settings, ledger: Ledger, intents: list[HostRecord], action: SendDocument, policy: GroupPolicy, key: str
 ) -> list[HostRecord]:
     """Send the document in batches, recording each batch's command id as soon as it is sent."""
     timeout = policy.apply_timeout_seconds if action.doc in (Doc.APPLY, Doc.ROLLBACK) else 120
@@ -801,11 +852,30 @@ def _send(
         timeout = policy.health_check.timeout_seconds
     parameters = {DOC_PARAMETER[action.doc]: policy.name if action.doc is Doc.HEALTH else action.version}
     recorded: list[HostRecord] = []
-    for batch in chunks(records, ssm.SEND_COMMAND_LIMIT):
-        sent = ssm.send_document(env.documents[action.doc], [h.instance_id for h in batch], parameters, timeout)
-        recorded += [host.sent(action.doc, sent[host.instance_id]) for host in batch]
-        ledger.put_hosts(recorded[-len(batch) :])
+    for batch in chunks(intents, ssm.SEND_COMMAND_LIMIT):
+        ids = [host.instance_id for host in batch]
+        sent = ssm.send_document(env.documents[action.doc], ids, parameters, timeout, key)
+        recorded += ledger.put_hosts([host.sent(action.doc, sent[host.instance_id]) for host in batch])
     return recorded
+
+
+def _resume_sends(env: Settings, ledger: Ledger, hosts: list[HostRecord], policy: GroupPolicy) -> list[HostRecord]:
+    """The hosts, with every send an earlier attempt recorded but did not finish carried out: the command
+    its key names is recorded if SSM has it, else the document is sent now (once, under the same key)."""
+    pending: dict[tuple[str, SendDocument], list[HostRecord]] = defaultdict(list)
+    for host in hosts:
+        action = intended_send(host)
+        if action and host.send_key:
+            pending[(host.send_key, action)].append(host)
+    resumed: dict[str, HostRecord] = {}
+    for (key, action), intents in pending.items():
+        since = min(datetime.fromisoformat(host.updated_at) for host in intents)
+        found = ssm.sent_with(env.documents[action.doc], key, since)
+        known = [host.sent(action.doc, found[host.instance_id]) for host in intents if host.instance_id in found]
+        unsent = [host for host in intents if host.instance_id not in found]
+        for record in ledger.put_hosts(known) + _dispatch(env, ledger, unsent, action, policy, key):
+            resumed[record.instance_id] = record
+    return [resumed.get(host.instance_id, host) for host in hosts]
 
 
 # -- ECS container instances ------------------------------------------------------------------------------
@@ -826,11 +896,11 @@ def _drain_wave(
     ledger.put_hosts(strangers)
     members = [host for host in ready if host.instance_id in found]
     steps = [begin_drain(host, cluster, found[host.instance_id], now, policy) for host in members]
-    draining = _carry_out(env, ledger, steps, policy)
+    draining = _carry_out(env, ledger, steps, policy, now)
     seen = _observe(draining)
     moved = [advance(host, seen[host.instance_id], now, policy) for host in draining]
     changed = [step for step, host in zip(moved, draining, strict=True) if step.action or step.record != host]
-    _carry_out(env, ledger, changed, policy)
+    _carry_out(env, ledger, changed, policy, now)
     return draining
 
 
@@ -862,7 +932,9 @@ def _set_container_states(ledger: Ledger, records: list[HostRecord], status: str
     by_cluster: dict[str, list[HostRecord]] = defaultdict(list)
     for record in records:
         by_cluster[record.ecs_cluster or ""].append(record)
+    written: list[HostRecord] = []
     for cluster, members in sorted(by_cluster.items()):
+        # Set, then recorded: a retry in between sets the same state again, which changes nothing.
         ecs.set_state(cluster, [record.container_instance or "" for record in members], status)
-        ledger.put_hosts(members)
-    return records
+        written += ledger.put_hosts(members)
+    return written

@@ -18,6 +18,7 @@ UNSCOPED_ACTIONS = {
     "ec2:DescribeInstanceStatus",
     "ssm:DescribeInstanceInformation",
     "ssm:ListCommandInvocations",
+    "ssm:ListCommands",
     "cloudwatch:DescribeAlarms",  # read only; composite alarms are only returned when granted on *
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",

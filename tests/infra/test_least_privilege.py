@@ -32,6 +32,7 @@ UNSCOPED_ACTIONS = {
     "ec2:DescribeInstanceStatus": "List/Describe call: EC2 supports no resource-level permissions for it",
     "ssm:DescribeInstanceInformation": "fleet-wide read: SSM supports no resource-level permissions for it",
     "ssm:ListCommandInvocations": "fleet-wide read: SSM supports no resource-level permissions for it",
+    "ssm:ListCommands": "finds a command a retried step already sent; no resource-level permissions for it",
     # Read only; CloudWatch returns composite alarms only to a DescribeAlarms granted on "*".
     "cloudwatch:DescribeAlarms": "composite alarms are only returned when granted on *",
     # Scoped by its ecs:cluster condition instead: the call names no resource a policy could match.

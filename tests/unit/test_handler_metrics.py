@@ -25,6 +25,7 @@ def powertools_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Updraft")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "updraft")
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")  # no ledger here: every call runs the handler
 
 
 def published(output: str) -> dict[str, tuple[float, str, dict[str, str]]]:

@@ -8,6 +8,7 @@ alters a rollout in flight.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import boto3
@@ -20,6 +21,9 @@ from updraft.errors import RolloutNotFound
 META = "META"
 # A sparse index over rollout items only: a group's rollouts, newest last (history, rollback window).
 BY_GROUP = "by-group"
+# On a host item: when the settlement of a stopped execution wrote it last. No step writes it after that.
+CLOSED = "closed_at"
+LOG = logging.getLogger(__name__)
 
 
 def _pk(rollout_id: str) -> str:
@@ -50,6 +54,9 @@ class Ledger:
         return item
 
     def update_rollout(self, rollout_id: str, **fields: Any) -> None:
+        self._update(rollout_id, fields, "attribute_exists(pk)")
+
+    def _update(self, rollout_id: str, fields: dict[str, Any], condition: str) -> None:
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
         assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
@@ -58,7 +65,7 @@ class Ledger:
             UpdateExpression=f"SET {assignments}",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
-            ConditionExpression="attribute_exists(pk)",
+            ConditionExpression=condition,
         )
 
     def group_rollouts(self, group: str, newest: int = 20) -> list[dict[str, Any]]:
@@ -101,10 +108,48 @@ class Ledger:
             return False
 
     # -- hosts -----------------------------------------------------------------------------------
-    def put_hosts(self, records: list[HostRecord]) -> None:
+    def put_planned(self, records: list[HostRecord]) -> None:
+        """The plan's new host records, in batches: nothing else writes a host before its plan returns."""
         with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
             for record in records:
-                batch.put_item(Item=_host_item(record))
+                batch.put_item(Item=_host_item(record, record.revision + 1))
+
+    def put_hosts(self, records: list[HostRecord], closing_at: str | None = None) -> list[HostRecord]:
+        """Write each record unless the ledger moved on since it was read: a write expects the host's
+        revision it was read at, and a rollout its execution's end settled (`CLOSED`) takes no more writes.
+        Returns the records written, at their new revision; a record another run changed is left out.
+        `closing_at` marks each record closed: the settlement's own, last writes."""
+        return [written for record in records if (written := self._put_host(record, closing_at)) is not None]
+
+    def _put_host(self, record: HostRecord, closing_at: str | None) -> HostRecord | None:
+        item = _host_item(record, record.revision + 1)
+        condition = "revision = :read" if record.revision else "attribute_not_exists(revision)"
+        values: dict[str, Any] = {":read": record.revision} if record.revision else {}
+        if closing_at:
+            item[CLOSED] = closing_at
+        else:
+            condition = f"({condition}) AND attribute_not_exists({CLOSED})"
+        try:
+            self.table.put_item(
+                Item=item, ConditionExpression=condition, **({"ExpressionAttributeValues": values} if values else {})
+            )
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            LOG.warning("host %s changed since it was read: its write is left out", record.instance_id)
+            return None
+        return record.model_copy(update={"revision": record.revision + 1})
+
+    def host(self, rollout_id: str, wave: int, instance_id: str) -> HostRecord | None:
+        key = {"pk": _pk(rollout_id), "sk": f"{wave_prefix(wave)}{instance_id}"}
+        item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        return HostRecord.model_validate(item) if item else None
+
+    def close_rollout(self, rollout_id: str, **fields: Any) -> bool:
+        """Record the rollout's end (`finished_at` among the fields) once: False if it was already recorded."""
+        try:
+            self._update(rollout_id, fields, "attribute_exists(pk) AND attribute_not_exists(finished_at)")
+            return True
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
 
     def put_skipped(self, rollout_id: str, skipped: list[dict[str, str]]) -> None:
         with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
@@ -132,6 +177,6 @@ class Ledger:
                 return items
 
 
-def _host_item(record: HostRecord) -> dict[str, Any]:
-    item = record.model_dump(mode="json", exclude_none=True)
+def _host_item(record: HostRecord, revision: int) -> dict[str, Any]:
+    item = record.model_dump(mode="json", exclude_none=True) | {"revision": revision}
     return {"pk": _pk(record.rollout_id), "sk": f"{wave_prefix(record.wave)}{record.instance_id}", **item}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from botocore.exceptions import ClientError
 
 from updraft.adapters.aws import chunks, client
@@ -14,8 +16,15 @@ ERROR_MARKER = "\n----------ERROR-------\n"
 THROTTLING = {"ThrottlingException", "TooManyUpdates", "RequestLimitExceeded"}
 
 
-def send_document(document: str, instance_ids: list[str], parameters: dict[str, str], timeout: int) -> dict[str, str]:
-    """Send a document to the hosts; the command id of each host."""
+def comment(document: str, key: str) -> str:
+    """What a command's Comment says: the document and the step's send key (SSM keeps 100 characters)."""
+    return f"updraft {key} {document}"[:100]
+
+
+def send_document(
+    document: str, instance_ids: list[str], parameters: dict[str, str], timeout: int, key: str = ""
+) -> dict[str, str]:
+    """Send a document to the hosts, its comment naming `key`; the command id of each host."""
     ssm = client("ssm")
     sent: dict[str, str] = {}
     for batch in chunks(sorted(instance_ids), SEND_COMMAND_LIMIT):
@@ -27,7 +36,7 @@ def send_document(document: str, instance_ids: list[str], parameters: dict[str, 
                 TimeoutSeconds=timeout,
                 MaxConcurrency="100%",
                 MaxErrors="100%",
-                Comment=f"updraft {document}"[:100],
+                Comment=comment(document, key) if key else f"updraft {document}"[:100],
             )
         except ClientError as error:
             if error.response["Error"]["Code"] in THROTTLING:
@@ -35,6 +44,31 @@ def send_document(document: str, instance_ids: list[str], parameters: dict[str, 
             raise
         sent.update(dict.fromkeys(batch, response["Command"]["CommandId"]))
     return sent
+
+
+# Between the time a step records a send and SSM's own timestamp of it: clocks of two services, and the
+# step's entry time, which precedes the send by the step's own work.
+SENT_AFTER_MARGIN = timedelta(minutes=15)
+
+
+def sent_with(document: str, key: str, not_before: datetime) -> dict[str, str]:
+    """The commands of `document` already sent with `key` since `not_before`: the command id of each host."""
+    paginator = client("ssm").get_paginator("list_commands")
+    filters = [
+        {"key": "DocumentName", "value": document},
+        {"key": "InvokedAfter", "value": (not_before - SENT_AFTER_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ")},
+    ]
+    wanted, found = comment(document, key), {}
+    try:
+        for page in paginator.paginate(Filters=filters):
+            for command in page["Commands"]:
+                if command.get("Comment") == wanted:
+                    found.update(dict.fromkeys(command.get("InstanceIds", []), command["CommandId"]))
+    except ClientError as error:
+        if error.response["Error"]["Code"] in THROTTLING:
+            raise CommandThrottled(f"ListCommands {document}: {error}") from error
+        raise
+    return found
 
 
 def invocations(command_id: str) -> dict[str, Invocation]:

@@ -13,6 +13,7 @@ final state: updated, rolled-back, rollback-failed, or skipped when its drain le
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -105,6 +106,10 @@ class HostRecord(BaseModel):
     container_instance: str | None = None
     updated_at: str = ""
     history: tuple[str, ...] = ()
+    # Written before a document is sent, cleared when its command id is recorded: a step that stopped in
+    # between finds the command by this key (in the command's comment) instead of sending a second one.
+    send_key: str | None = None
+    revision: int = 0  # the ledger's write count of this host when read; each write expects it unchanged
 
     @property
     def final(self) -> bool:
@@ -118,12 +123,22 @@ class HostRecord(BaseModel):
                 "note": note,
                 "updated_at": stamp,
                 "history": (*self.history, f"{stamp} {state}: {note}")[-20:],
+                "send_key": None,  # a new state supersedes any send still pending
                 **changes,
             }
         )
 
+    def intending(self, doc: Doc, key: str) -> HostRecord:
+        """About to be sent `doc`: recorded before the send, so that a retry never sends it twice."""
+        return self.model_copy(update={"command_doc": doc, "command_id": None, "send_key": key})
+
     def sent(self, doc: Doc, command_id: str) -> HostRecord:
-        return self.model_copy(update={"command_doc": doc, "command_id": command_id})
+        return self.model_copy(update={"command_doc": doc, "command_id": command_id, "send_key": None})
+
+    @property
+    def unsent(self) -> bool:
+        """Its send was recorded as intended, but no command id yet: the step stopped in between."""
+        return self.send_key is not None and self.command_id is None and not self.final
 
 
 @dataclass(frozen=True)
@@ -170,6 +185,20 @@ class SetContainerState:
 
 
 Action = SendDocument | RebootThroughEc2 | SetContainerState
+
+
+def send_key(rollout_id: str, doc: Doc, now: datetime) -> str:
+    """The same for every attempt of one step (Step Functions retries a task with the state's entry time),
+    different for every other step and rollout: names the step's command in SSM."""
+    return hashlib.sha256(f"{rollout_id}|{doc}|{now.isoformat()}".encode()).hexdigest()[:24]
+
+
+def intended_send(record: HostRecord) -> SendDocument | None:
+    """The send a record awaits: a rollback's documents carry the previous version, the rest the target."""
+    if not record.unsent or record.command_doc is None:
+        return None
+    version = record.previous_version if record.state is HostState.ROLLING_BACK else record.target_version
+    return SendDocument(record.command_doc, version)
 
 
 @dataclass(frozen=True)

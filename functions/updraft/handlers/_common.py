@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.shared.constants import IDEMPOTENCY_DISABLED_ENV
+from aws_lambda_powertools.shared.functions import strtobool
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent
 from pydantic import BaseModel, ConfigDict
 
+from updraft.adapters.aws import RETRIES
 from updraft.rollout import Rollout
 
 logger = Logger()
@@ -55,3 +62,31 @@ def emit(name: str, unit: MetricUnit, value: float, group: str) -> None:
     if metrics.dimension_set.get("group") != group:
         metrics.add_dimension(name="group", value=group)
     metrics.add_metric(name=name, unit=unit, value=value)
+
+
+# Step Functions retries a task within a minute or two; a record outlives that, then the table's TTL drops it.
+REPLAY = IdempotencyConfig(expires_after_seconds=3600)
+IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"  # the ledger partitions that hold step results; nothing else
+
+
+def replayable(handler: Callable[[dict, Any], dict]) -> Callable[[dict, Any], dict]:
+    """A step invoked again with the same input (the state's entry time is part of it) returns its first
+    result instead of acting again: the same verdict, no second lifecycle event or metric. Results are kept
+    in the ledger table under `IDEMPOTENCY#<step>`. An attempt that raised keeps nothing, so its retry runs
+    the step again: that the retry sends nothing twice is the step's own doing (see `rollout._send`)."""
+    step = handler.__module__.rsplit(".", 1)[-1]
+
+    @functools.wraps(handler)
+    def run(event: dict, context: Any) -> dict:
+        if strtobool(os.getenv(IDEMPOTENCY_DISABLED_ENV, "false")):
+            return handler(event, context)  # Powertools' own switch, honoured before the table is needed
+        store = DynamoDBPersistenceLayer(
+            table_name=os.environ["LEDGER_TABLE"],
+            key_attr="pk",
+            sort_key_attr="sk",
+            static_pk_value=f"{IDEMPOTENCY_PREFIX}{step}",
+            boto_config=RETRIES,
+        )
+        return idempotent(persistence_store=store, config=REPLAY)(handler)(event, context)
+
+    return run

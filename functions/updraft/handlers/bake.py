@@ -4,13 +4,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import rollout
-from updraft.handlers._common import emit, logger, metrics, step_input, tracer
+from updraft.handlers._common import emit, logger, metrics, replayable, step_input, tracer
 from updraft.settings import settings
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
     result = rollout.bake(settings(), step.rollout.domain(), step.wave, step.now)

@@ -5,12 +5,13 @@ from datetime import datetime
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import rollout
-from updraft.handlers._common import logger, tracer
+from updraft.handlers._common import logger, replayable, tracer
 from updraft.settings import settings
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     now = datetime.fromisoformat(event["now"])
     result = rollout.check_release(settings(), event.get("request"), event["execution_id"], now)

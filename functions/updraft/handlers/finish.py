@@ -4,7 +4,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import rollout
-from updraft.handlers._common import emit, logger, metrics, step_input, tracer
+from updraft.handlers._common import emit, logger, metrics, replayable, step_input, tracer
 from updraft.settings import settings
 
 # How a rollout ended -> the metric that counts it (a rollout with nothing to do succeeded).
@@ -21,6 +21,7 @@ OUTCOME_METRICS = {
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
     result = rollout.finish(settings(), step.rollout.domain(), step.now, step.error)

@@ -3,12 +3,13 @@
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import rollout
-from updraft.handlers._common import logger, step_input, tracer
+from updraft.handlers._common import logger, replayable, step_input, tracer
 from updraft.settings import settings
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
     result = rollout.plan(settings(), step.rollout.domain(), step.now)
