@@ -507,10 +507,6 @@ class Totals:
 def campaign(
     seeds: list[int], on_result: Callable[[RunResult], None] | None = None, template: dict[str, Any] | None = None
 ) -> Totals:
-    logging.getLogger("moto").setLevel(logging.CRITICAL)
-    logging.getLogger("sim").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    warnings.filterwarnings("ignore", message="Dimension 'group' has already been added")
     template = template or campaign_template()
     totals = Totals()
     for seed in seeds:
@@ -536,6 +532,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="the first run's seed; run i uses seed + i")
     parser.add_argument("--only", type=int, nargs="*", help="run just these seeds (to reproduce a violation)")
     args = parser.parse_args()
+    # The campaign's own report is the output: the simulated services' logs would drown it.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    logging.getLogger("sim").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     console = Console(width=160)
     seeds = args.only or list(range(args.seed, args.seed + args.runs))
     started = time.perf_counter()
