@@ -36,17 +36,17 @@ from sim.world import World  # noqa: E402
 from stacks import synthesize  # noqa: E402
 from updraft.config import UpdraftConfig  # noqa: E402
 
-WAVE_CAP = 100
-# The same policy twice: waves growing from a canary of one, and one host at a time (what the ECS updater
-# and the Kubernetes operator do by default).
-CONFIG = UpdraftConfig.model_validate(
-    {
-        "groups": [
-            {"name": "fleet", "variant": "aws-ecs-2", "canary_size": 1, "wave_growth": 2.0, "max_wave_size": WAVE_CAP},
-            {"name": "serial", "variant": "aws-ecs-2", "canary_size": 1, "wave_growth": 1.0, "max_wave_size": 1},
-        ]
-    }
-)
+WAVE_CAP = 100  # the default table's cap; --cap 1000 (the schema's largest) for 10,000 hosts
+
+
+def config(cap: int) -> UpdraftConfig:
+    """The same policy twice: waves growing from a canary of one, and one host at a time (what the ECS updater
+    and the Kubernetes operator do by default)."""
+    fleet = {"name": "fleet", "variant": "aws-ecs-2", "canary_size": 1, "wave_growth": 2.0, "max_wave_size": cap}
+    one_by_one = {"name": "serial", "variant": "aws-ecs-2", "canary_size": 1, "wave_growth": 1.0, "max_wave_size": 1}
+    return UpdraftConfig.model_validate({"groups": [fleet, one_by_one]})
+
+
 HISTORY_LIMIT = 25_000  # events in one Standard execution
 PAYLOAD_LIMIT = 256 * 1024  # bytes of a state's input or output
 TRANSITIONS_TARGET = 0.5  # per host, at 1,000 hosts
@@ -88,6 +88,10 @@ def run(template: dict, group: str, hosts: int, seed: int, throttle: int = 0) ->
 def serial(template: dict, rows: list[Row], limit: int, seed: int, console: Console) -> None:
     """One host at a time on the same fleets: measured up to `limit` hosts, then per host times the size."""
     per_host = None
+    if limit and all(row.hosts > limit for row in rows):  # measure the rate at `limit` hosts to extrapolate
+        measured = run(template, "serial", limit, seed)
+        console.print(f"one at a time, {limit} hosts: {measured.wall_seconds:.0f} s of wall time")
+        per_host = measured.figures.makespan / limit
     for row in sorted(rows, key=lambda r: r.hosts):
         if row.hosts <= limit:
             measured = run(template, "serial", row.hosts, seed)
@@ -145,8 +149,8 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:,.1f} min"
 
 
-def table(rows: list[Row], seed: int) -> Table:
-    out = Table(title=f"simulated rollouts (canary 1, growth x2, waves capped at {WAVE_CAP}, seed {seed})")
+def table(rows: list[Row], seed: int, cap: int) -> Table:
+    out = Table(title=f"simulated rollouts (canary 1, growth x2, waves capped at {cap}, seed {seed})")
     columns = (
         "hosts",
         "waves",
@@ -191,7 +195,7 @@ def table(rows: list[Row], seed: int) -> Table:
     return out
 
 
-def as_json(rows: list[Row], found: list[tuple[str, bool | None]], seed: int) -> str:
+def as_json(rows: list[Row], found: list[tuple[str, bool | None]], seed: int, cap: int) -> str:
     def entry(row: Row) -> dict:
         return {
             **asdict(row.figures),
@@ -205,9 +209,7 @@ def as_json(rows: list[Row], found: list[tuple[str, bool | None]], seed: int) ->
         }
 
     checks_out = [{"check": text, "met": met} for text, met in found]
-    return json.dumps(
-        {"seed": seed, "wave_cap": WAVE_CAP, "rows": [entry(r) for r in rows], "checks": checks_out}, indent=2
-    )
+    return json.dumps({"seed": seed, "wave_cap": cap, "rows": [entry(r) for r in rows], "checks": checks_out}, indent=2)
 
 
 def main() -> None:
@@ -218,13 +220,14 @@ def main() -> None:
     parser.add_argument(
         "--throttle", type=int, default=0, help="throttle the first N SendCommand calls of each rollout"
     )
+    parser.add_argument("--cap", type=int, default=WAVE_CAP, help="the fleet group's max_wave_size")
     parser.add_argument("--json", action="store_true", help="print the figures and checks as JSON")
     args = parser.parse_args()
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     warnings.filterwarnings("ignore", message="Dimension .* has already been added")
     console = Console(width=200, stderr=args.json)
-    template = synthesize(CONFIG)
+    template = synthesize(config(args.cap))
     rows = []
     for size in args.sizes:
         rows.append(run(template, "fleet", size, args.seed, args.throttle))
@@ -232,9 +235,9 @@ def main() -> None:
     serial(template, rows, args.serial_max, args.seed, console)
     found = checks(rows)
     if args.json:
-        print(as_json(rows, found, args.seed))
+        print(as_json(rows, found, args.seed, args.cap))
         return
-    console.print(table(rows, args.seed))
+    console.print(table(rows, args.seed, args.cap))
     for text, met in found:
         verdict = {True: "[green]ok[/]", False: "[red]MISSED[/]", None: "[yellow]--[/]"}[met]
         console.print(f"  {verdict} {text}")
