@@ -12,6 +12,7 @@ Run: `make bench` (10, 100 and 1,000 hosts) or `.venv/bin/python bench/rollout_b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -229,10 +230,12 @@ def main() -> None:
     console = Console(width=200, stderr=args.json)
     template = synthesize(config(args.cap))
     rows = []
-    for size in args.sizes:
-        rows.append(run(template, "fleet", size, args.seed, args.throttle))
-        console.print(f"{size} hosts: {rows[-1].wall_seconds:.0f} s of wall time")
-    serial(template, rows, args.serial_max, args.seed, console)
+    # Whatever the handlers print goes to standard error, so that standard output holds only the figures.
+    with contextlib.redirect_stdout(sys.stderr):
+        for size in args.sizes:
+            rows.append(run(template, "fleet", size, args.seed, args.throttle))
+            console.print(f"{size} hosts: {rows[-1].wall_seconds:.0f} s of wall time")
+        serial(template, rows, args.serial_max, args.seed, console)
     found = checks(rows)
     if args.json:
         print(as_json(rows, found, args.seed, args.cap))
