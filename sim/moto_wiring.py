@@ -203,6 +203,7 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
         faults.before_handler(module_name.rsplit(".", 1)[-1])  # the Invoke call may fail as the service would
         with _LAMBDA_LOCK, _environment(environment):
             caller, _RUNNING.name = running_function(), self.function_name
+            started = time.perf_counter()
             try:
                 handler = getattr(importlib.import_module(module_name), function_name)
                 result = handler(payload, _Context(self))
@@ -215,6 +216,7 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
                 return json.dumps(body), True, ""
             finally:
                 _RUNNING.name = caller
+                INVOCATIONS.append((self.function_name, started, time.perf_counter()))
         # Outside the function's identity: what a hook does is the operator's doing, not the function's.
         for hook in list(AFTER_STEP.get(module_name.rsplit(".", 1)[-1], ())):
             hook(payload, result)
@@ -222,6 +224,9 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
 
     return invoke
 
+
+# Every handler run: (function name, perf_counter at its start and end), for the billed duration of a rollout.
+INVOCATIONS: list[tuple[str, float, float]] = []
 
 # Callbacks run right after a handler returns, before its execution goes on: `AFTER_STEP["bake"]` etc.
 # A test acts at an exact point of a rollout (an alarm fires mid-bake) without racing it.

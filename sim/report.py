@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+import boto3
+
+from sim import moto_wiring
 from sim.world import Execution, World
 from updraft.config import GroupPolicy
 
@@ -21,6 +25,10 @@ class Figures:
     api_calls: int  # AWS API calls by the pipeline: Step Functions' integrations and the Lambdas
     makespan: float  # virtual seconds from the start to the end of the rollout
     lower_bound: float  # sum over waves of the slowest host's apply + reboot + verify, plus each full bake
+    largest_payload: int = 0  # bytes: the largest state input, output or task parameters in the history
+    largest_payload_at: str = ""  # the state it belongs to
+    invocations: int = 0  # Lambda handler runs, Step Functions tasks and EventBridge targets alike
+    gb_seconds: float = 0.0  # billed: each run's duration rounded up to 1 ms, times its function's memory
 
     @property
     def per_host(self) -> float:
@@ -45,7 +53,41 @@ def figures(world: World, execution: Execution) -> Figures:
         api_calls=sum(world.api_calls.values()),
         makespan=(finished - started).total_seconds(),
         lower_bound=_lower_bound(world, planned, started, finished) + _bakes(meta),
+        **_largest_payload(history),
+        **_lambda_usage(world),
     )
+
+
+def _largest_payload(history: list[dict]) -> dict:
+    """The largest payload Step Functions carried: every state's input and output and every task's parameters
+    and result count against the 256 KB limit."""
+    largest, at, state = 0, "", ""
+    for event in history:
+        details = next((v for k, v in event.items() if k.endswith("EventDetails") and isinstance(v, dict)), {})
+        state = details.get("name", state)
+        for key in ("input", "output", "parameters"):
+            size = len(str(details.get(key) or "").encode())
+            if size > largest:
+                largest, at = size, state
+    return {"largest_payload": largest, "largest_payload_at": at}
+
+
+def _lambda_usage(world: World) -> dict:
+    """Lambda runs and their billed GB-seconds. A run's time spent carrying out document scripts is left out:
+    on AWS the hosts run them, and SendCommand or ListCommandInvocations returns at once."""
+    runs = list(moto_wiring.INVOCATIONS)
+    scripts = list(world.fleet.script_runs)
+    memory = {name: _memory_mb(name) for name in {name for name, _, _ in runs}}
+    gb_seconds = 0.0
+    for name, started, ended in runs:
+        inside = sum(max(0.0, min(ended, end) - max(started, begin)) for begin, end in scripts)
+        billed_ms = math.ceil(max(ended - started - inside, 0.0) * 1000)
+        gb_seconds += billed_ms / 1000 * memory[name] / 1024
+    return {"invocations": len(runs), "gb_seconds": gb_seconds}
+
+
+def _memory_mb(function_name: str) -> int:
+    return int(boto3.client("lambda").get_function_configuration(FunctionName=function_name)["MemorySize"])
 
 
 def _bakes(meta: dict) -> float:

@@ -53,7 +53,7 @@ def test_invocations_split_output_at_the_error_marker(stubbed: Stubber) -> None:
                 invocation("i-5", "InProgress", None),
             ]
         },
-        {"CommandId": COMMAND, "Details": True},
+        {"CommandId": COMMAND, "Details": True, "MaxResults": 50},
     )
     assert ssm.invocations(COMMAND) == {
         "i-1": Invocation("Success", "warming up\n" + REPORT, "apiclient: slow\n"),
@@ -69,7 +69,7 @@ def test_invocations_splits_only_at_the_first_marker(stubbed: Stubber) -> None:
     stubbed.add_response(
         "list_command_invocations",
         {"CommandInvocations": [invocation("i-1", "Failed", REPORT + marker + "one" + marker + "two")]},
-        {"CommandId": COMMAND, "Details": True},
+        {"CommandId": COMMAND, "Details": True, "MaxResults": 50},
     )
     assert ssm.invocations(COMMAND)["i-1"] == Invocation("Failed", REPORT, "one" + marker + "two")
 
@@ -78,12 +78,12 @@ def test_invocations_follow_every_page(stubbed: Stubber) -> None:
     stubbed.add_response(
         "list_command_invocations",
         {"CommandInvocations": [invocation("i-1", "Success", "a\n")], "NextToken": "page-2"},
-        {"CommandId": COMMAND, "Details": True},
+        {"CommandId": COMMAND, "Details": True, "MaxResults": 50},
     )
     stubbed.add_response(
         "list_command_invocations",
         {"CommandInvocations": [invocation("i-2", "Success", "b\n")]},
-        {"CommandId": COMMAND, "Details": True, "NextToken": "page-2"},
+        {"CommandId": COMMAND, "Details": True, "MaxResults": 50, "NextToken": "page-2"},
     )
     assert sorted(ssm.invocations(COMMAND)) == ["i-1", "i-2"]
 
@@ -122,3 +122,36 @@ def test_send_document_batches_fifty_hosts_per_command(stubbed: Stubber) -> None
     stubbed.add_response("send_command", {"Command": {"CommandId": OTHER_COMMAND}}, send_params(ids[50:]))
     sent = ssm.send_document("updraft-apply", list(reversed(ids)), {"TargetVersion": "1.26.1"}, 1200)
     assert sent == {**dict.fromkeys(ids[:50], COMMAND), "i-050": OTHER_COMMAND}
+
+
+def information(instance_id: str, ping: str) -> dict:
+    return {"InstanceId": instance_id, "PingStatus": ping}
+
+
+def online_params(instance_ids: list[str], token: str | None = None) -> dict:
+    params = {"Filters": [{"Key": "InstanceIds", "Values": instance_ids}], "MaxResults": 50}
+    return {**params, "NextToken": token} if token else params
+
+
+def test_online_asks_for_fifty_hosts_a_call_and_follows_every_page(stubbed: Stubber) -> None:
+    ids = [f"i-{index:03d}" for index in range(120)]
+    first = [information(i, "Online") for i in ids[:49]]
+    stubbed.add_response(
+        "describe_instance_information", {"InstanceInformationList": first, "NextToken": "t"}, online_params(ids[:50])
+    )
+    stubbed.add_response(
+        "describe_instance_information",
+        {"InstanceInformationList": [information(ids[49], "ConnectionLost")]},
+        online_params(ids[:50], "t"),
+    )
+    stubbed.add_response(
+        "describe_instance_information",
+        {"InstanceInformationList": [information(i, "Online") for i in ids[50:100]]},
+        online_params(ids[50:100]),
+    )
+    stubbed.add_response(
+        "describe_instance_information",
+        {"InstanceInformationList": [information(i, "Online") for i in ids[100:]]},
+        online_params(ids[100:]),
+    )
+    assert ssm.online(list(reversed(ids))) == set(ids) - {ids[49]}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from updraft.adapters.aws import chunks, client
 
-STATUS_BATCH = 100
+STATUS_BATCH = 100  # DescribeInstanceStatus and RebootInstances: at most 100 explicit instance ids
+INSTANCES_PAGE = 1000  # DescribeInstances' largest page
 
 
 def running_group_instances(tag_key: str, group: str) -> dict[str, str]:
@@ -15,7 +16,7 @@ def running_group_instances(tag_key: str, group: str) -> dict[str, str]:
         {"Name": "instance-state-name", "Values": ["running"]},
     ]
     found: dict[str, str] = {}
-    for page in paginator.paginate(Filters=filters):
+    for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": INSTANCES_PAGE}):
         for reservation in page["Reservations"]:
             for instance in reservation["Instances"]:
                 found[instance["InstanceId"]] = instance["Placement"]["AvailabilityZone"]

@@ -11,6 +11,12 @@ from updraft.domain.hosts import Invocation
 from updraft.errors import CommandThrottled
 
 SEND_COMMAND_LIMIT = 50
+# Page sizes at each API's maximum: ListCommandInvocations and DescribeInstanceInformation return at most
+# 50 items a call (the latter 10 when MaxResults is left out), so 10,000 hosts cost 200 calls, not 1,000.
+LIST_INVOCATIONS_PAGE = 50
+INSTANCE_INFORMATION_PAGE = 50
+# An InstanceIds filter takes up to 100 values; 50 fill exactly one page of answers.
+ONLINE_BATCH = INSTANCE_INFORMATION_PAGE
 # The agent appends standard error to a plugin's output after this line.
 ERROR_MARKER = "\n----------ERROR-------\n"
 THROTTLING = {"ThrottlingException", "TooManyUpdates", "RequestLimitExceeded"}
@@ -75,7 +81,8 @@ def invocations(command_id: str) -> dict[str, Invocation]:
     """Status and output of a command on each of its hosts."""
     paginator = client("ssm").get_paginator("list_command_invocations")
     found: dict[str, Invocation] = {}
-    for page in paginator.paginate(CommandId=command_id, Details=True):
+    pages = paginator.paginate(CommandId=command_id, Details=True, PaginationConfig={"PageSize": LIST_INVOCATIONS_PAGE})
+    for page in pages:
         for item in page["CommandInvocations"]:
             output = (item.get("CommandPlugins") or [{}])[0].get("Output", "")
             stdout, _, stderr = output.partition(ERROR_MARKER)
@@ -85,11 +92,11 @@ def invocations(command_id: str) -> dict[str, Invocation]:
 
 def online(instance_ids: list[str]) -> set[str]:
     """The hosts whose SSM agent is connected now."""
-    ssm = client("ssm")
+    paginator = client("ssm").get_paginator("describe_instance_information")
     connected: set[str] = set()
-    for batch in chunks(sorted(instance_ids), SEND_COMMAND_LIMIT):
-        paginator = ssm.get_paginator("describe_instance_information")
-        for page in paginator.paginate(Filters=[{"Key": "InstanceIds", "Values": batch}]):
+    for batch in chunks(sorted(instance_ids), ONLINE_BATCH):
+        filters = [{"Key": "InstanceIds", "Values": batch}]
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": INSTANCE_INFORMATION_PAGE}):
             connected.update(
                 item["InstanceId"] for item in page["InstanceInformationList"] if item.get("PingStatus") == "Online"
             )
