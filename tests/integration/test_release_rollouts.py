@@ -4,7 +4,6 @@ rollout through its EventBridge rule, and the group's release policy decides whe
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,22 +108,25 @@ def test_a_duplicate_announcement_starts_one_rollout(world):
 
 def test_a_withdrawn_release_halts_its_running_rollout_and_rolls_back_every_updated_host(world):
     ids = world.launch("staging", 9)
+    withdrawal = {"variant": "aws-ecs-2", "arch": "x86_64", "version": NEW, "manifest_digest": "0" * 64}
+
+    def withdraw_after_the_canary(step_input: dict[str, Any], result: dict[str, Any]) -> None:
+        if step_input["wave"] == 0 and result["progress"].get("verdict") == "continue":
+            boto3.client("events").put_events(
+                Entries=[
+                    {
+                        "EventBusName": world.outputs["ReleaseBusName"],
+                        "Source": "updraft",
+                        "DetailType": "Bottlerocket Release Withdrawn",
+                        "Detail": json.dumps(withdrawal),
+                    }
+                ]
+            )
+
+    # The release is pulled the moment the canary passed its gate: the next wave's gate halts.
+    world.after_step("check_hosts", withdraw_after_the_canary)
     arn = world.start({"group": "staging", "target_version": NEW})
     name = arn.rsplit(":", 1)[-1]
-    while not any(r["state"] == "updated" for r in world.host_records(name).values()):
-        time.sleep(0.02)
-
-    withdrawal = {"variant": "aws-ecs-2", "arch": "x86_64", "version": NEW, "manifest_digest": "0" * 64}
-    boto3.client("events").put_events(
-        Entries=[
-            {
-                "EventBusName": world.outputs["ReleaseBusName"],
-                "Source": "updraft",
-                "DetailType": "Bottlerocket Release Withdrawn",
-                "Detail": json.dumps(withdrawal),
-            }
-        ]
-    )
     execution = world.wait(arn)
 
     assert execution.error == "Updraft.RolloutHalted"
