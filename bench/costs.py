@@ -31,7 +31,8 @@ WRITE_UNIT, READ_UNIT, EVENT_CHUNK = 1024, 4096, 64 * 1024
 
 
 def _item_bytes(item: dict) -> int:
-    """An item's size as DynamoDB counts it, approximately: attribute names plus their values' JSON."""
+    """An item's size as DynamoDB counts it, approximately: attribute names plus their values' JSON (with the
+    type tags, so a little over)."""
     return sum(len(name) + len(json.dumps(value, default=str)) for name, value in item.items())
 
 
@@ -45,9 +46,10 @@ class Meter:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def attach(self, session: Any) -> None:
-        session.events.register("before-call.dynamodb", self._writes)
+        # before-parameter-build sees the operation's parameters (before-call sees the serialized request).
+        session.events.register("before-parameter-build.dynamodb", self._writes)
         session.events.register("after-call.dynamodb", self._reads)
-        session.events.register("before-call.eventbridge.PutEvents", self._put_events)
+        session.events.register("before-parameter-build.eventbridge.PutEvents", self._put_events)
 
     @staticmethod
     def _ours() -> bool:
