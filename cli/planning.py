@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from updraft.config import GroupPolicy
-from updraft.domain.estimate import Estimate, WindowOpening, estimate, next_window
+from updraft.domain.estimate import Estimate, estimate
 from updraft.domain.waves import Candidate, plan_waves
+from updraft.domain.windows import WindowOpening, next_window
 
 BOTTLEROCKET = "Bottlerocket"
 

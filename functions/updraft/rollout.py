@@ -453,12 +453,12 @@ def _gate_wave(
             "failures": result.total_failures,
             "next_poll_seconds": _bake_poll(policy, now, until),
         }
-    _finish_wave(ledger, meta, rollout, results, wave, result.wave_failures, verdict, result.reason, now)
+    seconds = _finish_wave(ledger, meta, rollout, results, wave, result.wave_failures, verdict, result.reason, now)
     return {
         "verdict": verdict,
         "reason": result.reason,
         "failures": result.total_failures,
-        "wave_duration_seconds": _wave_seconds(meta, now),
+        "wave_duration_seconds": seconds,
     }
 
 
@@ -492,7 +492,8 @@ def _finish_wave(
     verdict: str,
     reason: str,
     now: datetime,
-) -> None:
+) -> int:
+    """Record the wave's verdict and tell it; returns how long the wave took, bake included."""
     _record_wave(ledger, meta, results, wave, failures, verdict, reason)
     seconds = _wave_seconds(meta, now)
     _tell(
@@ -505,6 +506,7 @@ def _finish_wave(
         failures=failures,
         duration_seconds=seconds,
     )
+    return seconds
 
 
 # -- bake: the wave's hosts are done; its alarms must stay OK for a while before the next wave -----------------
@@ -536,10 +538,9 @@ def bake(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
         verdict, reason = baking["then"], f"wave {wave} baked {policy.bake_seconds} s with its alarms OK"
     else:
         return _state(rollout, wave, verdict="bake", failures=total, next_poll_seconds=_bake_poll(policy, now, until))
-    _finish_wave(ledger, meta, rollout, results, wave, failures, verdict, reason, now)
+    duration = _finish_wave(ledger, meta, rollout, results, wave, failures, verdict, reason, now)
     if verdict != "halt":
         ledger.update_rollout(rollout.rollout_id, status="rolling-out")
-    duration = _wave_seconds(meta, now)
     return _state(rollout, wave, verdict=verdict, reason=reason, failures=total, wave_duration_seconds=duration)
 
 

@@ -46,9 +46,9 @@ def world(template: dict[str, Any]) -> Iterator[World]:
         yield simulated
 
 
-def waves_of(world: World, ids: list[str], group: str = "web") -> list[list[str]]:
+def waves_of(world: World, ids: list[str], group: str = "web", config: UpdraftConfig = CONFIG) -> list[list[str]]:
     """The waves the planner will make of these hosts (the same pure function the pipeline runs)."""
-    policy = CONFIG.group(group)
+    policy = config.group(group)
     hosts = [Candidate(world.fleet.hosts[i].az, i) for i in ids]
     return [
         [c.instance_id for c in wave]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,10 +13,9 @@ import pytest
 
 from sim.world import World
 from stacks import synthesize
-from tests.integration.conftest import assert_all_final, assert_calls_granted, states
+from tests.integration.conftest import assert_all_final, assert_calls_granted, states, waves_of
 from updraft.adapters.control import Controls
 from updraft.config import UpdraftConfig
-from updraft.domain.waves import Candidate, plan_waves
 
 pytestmark = pytest.mark.integration
 
@@ -56,17 +54,8 @@ def template() -> dict[str, Any]:
     return synthesize(CONFIG)
 
 
-@pytest.fixture
-def world(template: dict[str, Any]) -> Iterator[World]:
-    with World(template) as simulated:
-        yield simulated
-
-
 def waves(world: World, ids: list[str], group: str) -> list[list[str]]:
-    policy = CONFIG.group(group)
-    hosts = [Candidate(world.fleet.hosts[i].az, i) for i in ids]
-    planned = plan_waves(hosts, policy.canary_size, policy.wave_growth, policy.max_wave_size)
-    return [[c.instance_id for c in wave] for wave in planned]
+    return waves_of(world, ids, group, CONFIG)
 
 
 def applied_at(record: dict[str, Any]) -> datetime:
@@ -118,7 +107,7 @@ def test_an_alarm_firing_mid_bake_fails_the_wave_and_rolls_the_wave_back(world):
     results = json.loads(meta["wave_results"])
     assert results["0"]["verdict"] == "continue"
     assert results["1"]["verdict"] == "halt" and ALARM in results["1"]["reason"]
-    assert "baked" in meta["halt_reason"] or "bake" in meta["halt_reason"]
+    assert meta["halt_reason"] == f"alarm {ALARM} went to ALARM while wave 1 baked"
     assert world.lock_holder("gated") is None
 
 

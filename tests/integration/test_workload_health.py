@@ -3,13 +3,11 @@ and ECS groups whose container instances are drained before the update and set A
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sim.bottlerocket import Fault
-from sim.world import World
 from stacks import synthesize
 from tests.integration.conftest import assert_all_final, assert_calls_granted, states
 from updraft.config import UpdraftConfig
@@ -51,12 +49,6 @@ CONFIG = UpdraftConfig.model_validate(
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return synthesize(CONFIG)
-
-
-@pytest.fixture
-def world(template: dict[str, Any]) -> Iterator[World]:
-    with World(template) as simulated:
-        yield simulated
 
 
 def test_an_unhealthy_workload_fails_its_host_which_is_rolled_back(world, template):

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from updraft.config import GroupPolicy, MaintenanceWindow
-from updraft.domain.estimate import TYPICAL_HOST_UPDATE_SECONDS, estimate, next_window
+from updraft.domain.estimate import TYPICAL_HOST_UPDATE_SECONDS, estimate
+from updraft.domain.windows import next_window
 
 
 def policy(**fields: object) -> GroupPolicy:

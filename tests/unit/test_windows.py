@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from updraft.config import GroupPolicy, MaintenanceWindow
-from updraft.domain.windows import is_open, next_start
+from updraft.domain.windows import next_start, next_window
 
 NIGHTLY = MaintenanceWindow(schedule="0 2 * * *", duration_minutes=120, timezone="UTC")
 WAVE = timedelta(minutes=35)
@@ -39,7 +39,7 @@ def test_openings_follow_the_window_time_zone_across_daylight_saving_time():
 
 def test_with_overlapping_windows_a_wave_must_fit_inside_one_of_them():
     hourly = MaintenanceWindow(schedule="0 * * * *", duration_minutes=90, timezone="UTC")
-    assert is_open(hourly, at("2026-03-02T05:59"))
+    assert next_window(hourly, at("2026-03-02T05:59")).open_now
     # 05:00's window runs to 06:30: twenty minutes fit, an hour does not and waits for 06:00's.
     assert next_start(hourly, at("2026-03-02T05:59"), timedelta(minutes=20)) == at("2026-03-02T05:59")
     assert next_start(hourly, at("2026-03-02T05:59"), timedelta(minutes=60)) == at("2026-03-02T06:00")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,5 +36,20 @@ def next_start(window: MaintenanceWindow, now: datetime, needed: timedelta) -> d
     raise ValueError(f"the window {window.schedule!r} never opens")
 
 
-def is_open(window: MaintenanceWindow, now: datetime) -> bool:
-    return next_start(window, now, timedelta(0)) == now
+@dataclass(frozen=True)
+class WindowOpening:
+    opens_at: datetime
+    closes_at: datetime
+    open_now: bool
+
+
+def next_window(window: MaintenanceWindow, now: datetime) -> WindowOpening:
+    """The window open at `now` (aware), or else the next one to open; times in the window's zone."""
+    local = now.astimezone(ZoneInfo(window.timezone))
+    length = timedelta(minutes=window.duration_minutes)
+    # The latest opening at or before now (cron has minute resolution; CronSim starts after its argument).
+    last = next(CronSim(window.schedule, local.replace(second=0, microsecond=0) + timedelta(minutes=1), reverse=True))
+    if last <= local < last + length:
+        return WindowOpening(last, last + length, open_now=True)
+    upcoming = next(CronSim(window.schedule, local))
+    return WindowOpening(upcoming, upcoming + length, open_now=False)
