@@ -363,7 +363,7 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
         "done": all(host.final or host.state is HostState.PENDING for host in records),
         "states": dict(Counter(str(host.state) for host in records)),
         "failures": sum(1 for host in records if host.failure),
-        "next_poll_seconds": next_poll_seconds(records, policy),
+        "next_poll_seconds": next_poll_seconds(records, policy, now),
     }
     if in_wave and policy.alarms:
         meta = _watch_alarms(ledger, meta, policy, wave, now)
