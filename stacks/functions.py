@@ -82,6 +82,8 @@ _ECS_WATCH = (
     "ecs:DescribeTasks",
 )
 
+_ECS_REACTIVATE = ("ecs:UpdateContainerInstancesState",)
+
 FUNCTIONS = (
     FunctionSpec("check_release", timeout_minutes=1),
     FunctionSpec("acquire_lock", timeout_minutes=1, takes_lock=True),
@@ -115,9 +117,17 @@ FUNCTIONS = (
         unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, _LIST_COMMANDS),
     ),
     FunctionSpec("abort_rollout", timeout_minutes=1),
-    FunctionSpec("finish", timeout_minutes=1, publishes_events=True),
+    # Both put ECS hosts a failed rollout left draining (nothing applied yet) back to ACTIVE.
+    FunctionSpec("finish", timeout_minutes=1, publishes_events=True, ecs_actions=_ECS_REACTIVATE),
     # Settles an execution that ended outside its own error handling: stopped, timed out.
-    FunctionSpec("on_execution_end", timeout_minutes=1, releases_lock=True, step=False, publishes_events=True),
+    FunctionSpec(
+        "on_execution_end",
+        timeout_minutes=1,
+        releases_lock=True,
+        step=False,
+        publishes_events=True,
+        ecs_actions=_ECS_REACTIVATE,
+    ),
 )
 
 # Rolls a finished rollout back when one of its group's alarms fires inside the rollback window.
@@ -327,12 +337,15 @@ class RolloutFunctions(Construct):
         reason = f"{unscoped}: no resource-level permissions exist."
         if spec.reads_alarms:
             reason += " cloudwatch:DescribeAlarms (read only) must be granted on * to return composite alarms."
-        if spec.ecs_actions and self._clusters():
+        if "ecs:ListTasks" in spec.ecs_actions and self._clusters():
             reason += " ecs:ListTasks: limited to the configured clusters by the ecs:cluster condition."
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]", reason)
         if spec.ecs_actions:
+            kinds = (
+                ("container-instance", "task") if "ecs:DescribeTasks" in spec.ecs_actions else ("container-instance",)
+            )
             for cluster in self._clusters():
-                for kind in ("container-instance", "task"):
+                for kind in kinds:
                     acknowledge(
                         role,
                         f"AwsSolutions-IAM5[Resource::{nag_arn(self, 'ecs', f'{kind}/{cluster}/*')}]",

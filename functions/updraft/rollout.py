@@ -7,6 +7,7 @@ for it, and records each batch right after sending it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
@@ -53,6 +54,8 @@ from updraft.domain.waves import plan_waves as split_into_waves
 from updraft.domain.windows import next_start
 from updraft.errors import InvalidRolloutRequest, RollbackRefused, RolloutNotFound
 from updraft.settings import Settings
+
+LOG = logging.getLogger(__name__)
 
 INVENTORY_TIMEOUT = 120
 INVENTORY_DEADLINE = 300
@@ -696,7 +699,8 @@ def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any]
     hosts = ledger.all_hosts(rollout.rollout_id)
     if error:
         cause = f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:300]}"
-        ledger.put_hosts([_abandon(host, cause, now) for host in hosts if not host.final])
+        left = [host for host in hosts if not host.final]
+        _release_drained(ledger, left, ledger.put_hosts([_abandon(host, cause, now) for host in left]), now)
         hosts = ledger.all_hosts(rollout.rollout_id)
     outcome = _outcome(meta, error)
     summary = dict(Counter(str(host.state) for host in hosts))
@@ -755,11 +759,33 @@ def _close_hosts(ledger: Ledger, rollout: Rollout, cause: str, now: datetime) ->
     hosts = ledger.all_hosts(rollout.rollout_id)
     for _ in range(CLOSE_ROUNDS):
         last = [host if host.final else _abandon(host, cause, now) for host in hosts]
-        written = {host.instance_id for host in ledger.put_hosts(last, closing_at=now.isoformat())}
+        closed = ledger.put_hosts(last, closing_at=now.isoformat())
+        _release_drained(ledger, hosts, closed, now, closing_at=now.isoformat())
+        written = {host.instance_id for host in closed}
         changed = [host for host in hosts if host.instance_id not in written]
         if not changed:
             return
         hosts = [found for host in changed if (found := ledger.host(host.rollout_id, host.wave, host.instance_id))]
+
+
+def _release_drained(
+    ledger: Ledger, before: list[HostRecord], abandoned: list[HostRecord], now: datetime, closing_at: str | None = None
+) -> None:
+    """A host abandoned while it drained had nothing applied: its container instance takes tasks again and the
+    host is recorded skipped. Written first, so no step still running can move it meanwhile; if ECS refuses,
+    it stays needs-attention, its container instance left DRAINING."""
+    drained = {host.instance_id for host in before if host.state is HostState.DRAINING and host.container_instance}
+    by_cluster: dict[str, list[HostRecord]] = defaultdict(list)
+    for host in abandoned:
+        if host.instance_id in drained:
+            by_cluster[host.ecs_cluster or ""].append(host)
+    for cluster, members in sorted(by_cluster.items()):
+        refused = ecs.reactivate(cluster, [host.container_instance or "" for host in members])
+        if refused:
+            LOG.warning("container instances of cluster %s left DRAINING: %s", cluster, refused)
+            continue
+        note = "nothing applied, container instance ACTIVE again"
+        ledger.put_hosts([host.move(HostState.SKIPPED, f"{host.note}; {note}", now) for host in members], closing_at)
 
 
 def _abandon(host: HostRecord, cause: str, now: datetime) -> HostRecord:

@@ -254,6 +254,9 @@ ECS_ACTIONS = {
         "ecs:ListTasks",
         "ecs:DescribeTasks",
     },
+    # They set a host a failed rollout left draining (nothing applied) ACTIVE again.
+    "finish": {"ecs:UpdateContainerInstancesState"},
+    "on_execution_end": {"ecs:UpdateContainerInstancesState"},
 }
 
 
@@ -283,7 +286,7 @@ def workload_statements() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def test_only_the_wave_functions_touch_ecs_and_only_the_configured_clusters(workload_statements):
+def test_only_the_wave_and_settling_functions_touch_ecs_and_only_the_configured_clusters(workload_statements):
     in_clusters = {"ArnEquals": {"ecs:cluster": [f"{ECS_PREFIX}:cluster/blue", f"{ECS_PREFIX}:cluster/green"]}}
     for name, statements in workload_statements.items():
         ecs = [s for s in statements if any(a.startswith("ecs:") for a in s["Action"])]

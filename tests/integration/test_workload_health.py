@@ -3,6 +3,7 @@ and ECS groups whose container instances are drained before the update and set A
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -133,3 +134,57 @@ def test_policy_wait_waits_for_a_standalone_task_and_skips_a_host_whose_drain_ou
         [short, endless, serving], ("ACTIVE", True)
     )
     assert_calls_granted(world, template)
+
+
+def _draining_host(world) -> str:
+    """A green host whose drain waits on a long standalone task: nothing is applied to it for 600 s."""
+    (host,) = world.launch("green", 1)
+    world.ecs_cluster("green")
+    world.join_cluster("green", [host])
+    world.run_standalone_task("green", host, seconds=5000)
+    return host
+
+
+def test_a_rollout_failing_outright_while_a_host_drains_puts_its_container_instance_back(world):
+    host = _draining_host(world)
+    world.fail_lambda("check_hosts", on_call=2, times=5)  # every retry of the second look fails too
+
+    execution = world.rollout("green", NEW)
+
+    assert execution.status == "FAILED"
+    record = world.host_records(execution.name)[host]
+    assert record["state"] == "skipped"
+    assert record["note"].endswith("nothing applied, container instance ACTIVE again")
+    assert "the rollout failed while the host was draining" in record["note"]
+    assert world.versions()[host] == OLD
+    assert world.container_instances("green")[host]["status"] == "ACTIVE"
+    assert world.lock_holder("green") is None
+
+
+def test_a_rollout_stopped_while_a_host_drains_is_settled_with_its_container_instance_back(world):
+    host = _draining_host(world)
+    hold = world.clock.held()
+    stop: dict[str, str] = {}
+
+    def stop_after_the_first_look(step_input: dict[str, Any], _result: Any) -> None:
+        if not stop:
+            hold.__enter__()  # time stands still until the stop has landed
+            stop["rollout"] = step_input["rollout"]["rollout_id"]
+
+    world.after_step("check_hosts", stop_after_the_first_look)
+    arn = world.start({"group": "green", "target_version": NEW})
+    while not stop:
+        time.sleep(0.02)
+    try:
+        assert world.stop_while_sleeping(arn)
+    finally:
+        hold.__exit__(None, None, None)
+
+    assert world.wait(arn).status == "ABORTED"
+    assert world.clock.wait_idle(timeout=30)  # the end event was settled
+    record = world.host_records(stop["rollout"])[host]
+    assert record["state"] == "skipped"
+    assert record["note"].endswith("nothing applied, container instance ACTIVE again")
+    assert world.versions()[host] == OLD
+    assert world.container_instances("green")[host]["status"] == "ACTIVE"
+    assert world.lock_holder("green") is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from updraft.adapters.aws import chunks, client
 from updraft.domain.hosts import ContainerView
 
@@ -64,3 +66,13 @@ def set_state(cluster: str, arns: list[str], status: str) -> None:
     ecs = client("ecs")
     for batch in chunks(sorted(arns), UPDATE_STATE_LIMIT):
         ecs.update_container_instances_state(cluster=cluster, containerInstances=batch, status=status)
+
+
+def reactivate(cluster: str, arns: list[str]) -> str | None:
+    """Set ACTIVE again for a settlement that must record its hosts whatever ECS says: None if done, else
+    why not."""
+    try:
+        set_state(cluster, arns, "ACTIVE")
+    except (BotoCoreError, ClientError) as error:
+        return str(error)
+    return None
