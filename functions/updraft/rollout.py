@@ -699,8 +699,7 @@ def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any]
     hosts = ledger.all_hosts(rollout.rollout_id)
     if error:
         cause = f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:300]}"
-        left = [host for host in hosts if not host.final]
-        _release_drained(ledger, left, ledger.put_hosts([_abandon(host, cause, now) for host in left]), now)
+        _put_abandoned(ledger, [host for host in hosts if not host.final], cause, now)
         hosts = ledger.all_hosts(rollout.rollout_id)
     outcome = _outcome(meta, error)
     summary = dict(Counter(str(host.state) for host in hosts))
@@ -758,34 +757,29 @@ def _close_hosts(ledger: Ledger, rollout: Rollout, cause: str, now: datetime) ->
     meanwhile is read again and closed on the next round; once closed, no step writes it."""
     hosts = ledger.all_hosts(rollout.rollout_id)
     for _ in range(CLOSE_ROUNDS):
-        last = [host if host.final else _abandon(host, cause, now) for host in hosts]
-        closed = ledger.put_hosts(last, closing_at=now.isoformat())
-        _release_drained(ledger, hosts, closed, now, closing_at=now.isoformat())
-        written = {host.instance_id for host in closed}
+        written = {host.instance_id for host in _put_abandoned(ledger, hosts, cause, now, now.isoformat())}
         changed = [host for host in hosts if host.instance_id not in written]
         if not changed:
             return
         hosts = [found for host in changed if (found := ledger.host(host.rollout_id, host.wave, host.instance_id))]
 
 
-def _release_drained(
-    ledger: Ledger, before: list[HostRecord], abandoned: list[HostRecord], now: datetime, closing_at: str | None = None
-) -> None:
-    """A host abandoned while it drained had nothing applied: its container instance takes tasks again and the
-    host is recorded skipped. Written first, so no step still running can move it meanwhile; if ECS refuses,
-    it stays needs-attention, its container instance left DRAINING."""
-    drained = {host.instance_id for host in before if host.state is HostState.DRAINING and host.container_instance}
-    by_cluster: dict[str, list[HostRecord]] = defaultdict(list)
-    for host in abandoned:
-        if host.instance_id in drained:
-            by_cluster[host.ecs_cluster or ""].append(host)
-    for cluster, members in sorted(by_cluster.items()):
+def _put_abandoned(
+    ledger: Ledger, hosts: list[HostRecord], cause: str, now: datetime, closing_at: str | None = None
+) -> list[HostRecord]:
+    """Write each host a last time, those in flight abandoned; returns the records written. A host abandoned
+    while it drained had nothing applied: once written (so no step still running can move it), its container
+    instance takes tasks again and it is recorded skipped; if ECS refuses, it stays needs-attention, DRAINING."""
+    written = ledger.put_hosts([host if host.final else _abandon(host, cause, now) for host in hosts], closing_at)
+    drained = {host.instance_id for host in hosts if host.state is HostState.DRAINING and host.container_instance}
+    for cluster, members in _by_cluster([host for host in written if host.instance_id in drained]):
         refused = ecs.reactivate(cluster, [host.container_instance or "" for host in members])
         if refused:
             LOG.warning("container instances of cluster %s left DRAINING: %s", cluster, refused)
             continue
         note = "nothing applied, container instance ACTIVE again"
         ledger.put_hosts([host.move(HostState.SKIPPED, f"{host.note}; {note}", now) for host in members], closing_at)
+    return written
 
 
 def _abandon(host: HostRecord, cause: str, now: datetime) -> HostRecord:
@@ -956,12 +950,17 @@ def _look_at_containers(hosts: list[HostRecord]) -> dict[str, Any]:
 
 def _set_container_states(ledger: Ledger, records: list[HostRecord], status: str) -> list[HostRecord]:
     """One batched state change per cluster, each record written right after its cluster's call."""
-    by_cluster: dict[str, list[HostRecord]] = defaultdict(list)
-    for record in records:
-        by_cluster[record.ecs_cluster or ""].append(record)
     written: list[HostRecord] = []
-    for cluster, members in sorted(by_cluster.items()):
+    for cluster, members in _by_cluster(records):
         # Set, then recorded: a retry in between sets the same state again, which changes nothing.
         ecs.set_state(cluster, [record.container_instance or "" for record in members], status)
         written += ledger.put_hosts(members)
     return written
+
+
+def _by_cluster(records: list[HostRecord]) -> list[tuple[str, list[HostRecord]]]:
+    """ECS hosts grouped by their cluster, for one batched call per cluster."""
+    grouped: dict[str, list[HostRecord]] = defaultdict(list)
+    for record in records:
+        grouped[record.ecs_cluster or ""].append(record)
+    return sorted(grouped.items())
