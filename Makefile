@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export MOTO_EC2_LOAD_DEFAULT_AMIS := false
 
-.PHONY: setup demo test bench lint synth clean
+.PHONY: setup demo test campaign bench compare lint synth clean
 
 setup: $(VENV)/.installed node_modules/.installed .jq
 
@@ -29,6 +29,14 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The seeded fault campaign (20 runs): minutes, so apart from `make test`.
+campaign: setup
+	$(PY) -m pytest -m slow tests/campaign
+
+# The same seeded runs on an idle and on a saturated machine: their outcome records must be identical.
+compare: setup
+	$(PY) bench/load_compare.py demo bench:100 bench:1000
 
 bench: setup
 	$(PY) bench/rollout_bench.py

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 # aws.amazon.com/step-functions/pricing: Standard workflows, $0.025 per 1,000 state transitions.
@@ -38,12 +38,13 @@ def _item_bytes(item: dict) -> int:
 
 @dataclass
 class Meter:
-    """Billable units of the calls the pipeline makes (in its worker threads), from botocore's events."""
+    """Billable units of the calls the pipeline makes (`ours()` tells them from the harness's), from
+    botocore's events."""
 
+    ours: Callable[[], bool]
     write_units: float = 0.0
     read_units: float = 0.0
     events: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def attach(self, session: Any) -> None:
         # before-parameter-build sees the operation's parameters (before-call sees the serialized request).
@@ -51,13 +52,9 @@ class Meter:
         session.events.register("after-call.dynamodb", self._reads)
         session.events.register("before-parameter-build.eventbridge.PutEvents", self._put_events)
 
-    @staticmethod
-    def _ours() -> bool:
-        return threading.current_thread() is not threading.main_thread()
-
     def _writes(self, model: Any, params: dict, context: dict, **_: Any) -> None:
         context["consistent_read"] = bool(params.get("ConsistentRead"))  # for the read's answer
-        if not self._ours():
+        if not self.ours():
             return
         items: list[dict] = []
         if model.name == "BatchWriteItem":
@@ -67,23 +64,21 @@ class Meter:
                 ]
         elif model.name in ("PutItem", "UpdateItem", "DeleteItem"):
             items.append(params.get("Item") or params.get("Key") or {})
-        with self._lock:
-            self.write_units += sum(max(1, math.ceil(_item_bytes(item) / WRITE_UNIT)) for item in items)
+        self.write_units += sum(max(1, math.ceil(_item_bytes(item) / WRITE_UNIT)) for item in items)
 
     def _reads(self, model: Any, parsed: dict, context: dict, **_: Any) -> None:
-        if not self._ours() or model.name not in ("GetItem", "Query", "Scan", "BatchGetItem"):
+        if not self.ours() or model.name not in ("GetItem", "Query", "Scan", "BatchGetItem"):
             return
         found = parsed.get("Items") or ([parsed["Item"]] if parsed.get("Item") else [])
         units = max(1, math.ceil(sum(_item_bytes(item) for item in found) / READ_UNIT))
-        with self._lock:  # eventually consistent reads cost half a unit per 4 KB
-            self.read_units += units if context.get("consistent_read") else units / 2
+        # Eventually consistent reads cost half a unit per 4 KB.
+        self.read_units += units if context.get("consistent_read") else units / 2
 
     def _put_events(self, params: dict, **_: Any) -> None:
-        if self._ours():
-            with self._lock:
-                self.events += sum(
-                    max(1, math.ceil(len(json.dumps(entry)) / EVENT_CHUNK)) for entry in params.get("Entries", [])
-                )
+        if self.ours():
+            self.events += sum(
+                max(1, math.ceil(len(json.dumps(entry)) / EVENT_CHUNK)) for entry in params.get("Entries", [])
+            )
 
 
 @dataclass(frozen=True)

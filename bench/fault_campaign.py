@@ -27,7 +27,6 @@ import os
 import random
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections import Counter
@@ -45,7 +44,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table  # noqa: E402
 
 from sim.bottlerocket import Fault  # noqa: E402
-from sim.clock import EPOCH  # noqa: E402
+from sim.clock import EPOCH, SimulationStuck  # noqa: E402
 from sim.faults import LambdaServiceError  # noqa: E402
 from sim.update_repository import UpdateRepository  # noqa: E402
 from sim.world import World  # noqa: E402
@@ -112,7 +111,6 @@ STEPS = ["acquire_lock", "start_inventory", "plan_waves", "apply_wave", "check_h
 ROLLOUT_STEPS = ["start_inventory", "plan_waves", "apply_wave", "check_hosts", "bake"]  # their input names the rollout
 LAMBDA_CODES = ["ServiceException", "TooManyRequestsException"]
 INVARIANTS = ["final", "versions", "recorded", "budget", "lock", "stuck", "events"]
-REAL_TIMEOUT = 240  # seconds of wall time one run may take before it counts as stuck
 VIRTUAL_BOUND = 24 * 3600  # seconds of virtual time every execution must end within
 
 
@@ -215,10 +213,9 @@ class Run:
         self.before: dict[str, dict[str, tuple[str, bool]]] = {}  # rollout id -> hosts when its inventory began
         self.after: dict[str, dict[str, tuple[str, bool]]] = {}  # rollout id -> hosts when it finished
         self.stop_requested: str | None = None
-        self._hold: Any = None
+        self.stopped = False
         self.first: str | None = None  # the first execution's arn, for a late end event
         self._calls: Counter[tuple[str, Trigger]] = Counter()
-        self._lock = threading.Lock()
 
     # -- hooks ----------------------------------------------------------------------------------------
     def at(self, trigger: Trigger, kind: str, action: Callable[[dict[str, Any], Any], bool | None]) -> None:
@@ -226,10 +223,8 @@ class Run:
         when the action says it acted (None counts as yes)."""
 
         def hook(step_input: dict[str, Any], result: Any) -> None:
-            with self._lock:
-                self._calls[(kind, trigger)] += 1
-                due = self._calls[(kind, trigger)] == trigger.call
-            if due and action(step_input, result) is not False:
+            self._calls[(kind, trigger)] += 1
+            if self._calls[(kind, trigger)] == trigger.call and action(step_input, result) is not False:
                 self.result.faults[kind] += 1
 
         self.world.after_step(trigger.step, hook)
@@ -280,9 +275,7 @@ class Run:
         return True
 
     def _request_stop(self, step_input: dict[str, Any], _: Any) -> None:
-        # Time stands still until the driver has stopped the execution: the stop lands at this exact point.
-        self._hold = self.world.clock.held()
-        self._hold.__enter__()
+        # The driver, looking after this turn and before time moves, stops the execution at its next wait.
         self.stop_requested = step_input["rollout"]["rollout_id"]
 
     # -- driving ----------------------------------------------------------------------------------------
@@ -290,36 +283,30 @@ class Run:
         s, world = self.scenario, self.world
         if s.start == "direct":
             self.first = world.start({"group": self.group, "target_version": NEW})
-        elif s.start == "concurrent":
+        elif s.start == "concurrent":  # started one after the other, all in flight at once
             self.result.faults["concurrent-start"] += 1
-            starters = [
-                threading.Thread(target=world.start, args=({"group": self.group, "target_version": NEW},))
-                for _ in range(random.Random(s.seed).randint(2, 3))
-            ]
-            for starter in starters:
-                starter.start()
-            for starter in starters:
-                starter.join()
+            for _ in range(random.Random(s.seed).randint(2, 3)):
+                world.start({"group": self.group, "target_version": NEW})
         else:
             self.result.faults["release-announced-twice"] += 1
             for _ in range(2):
                 world.announce_release(NEW, EPOCH.isoformat())
 
     def drive(self) -> bool:
-        """Wait for every execution to end, stopping one when asked; False if some never ended."""
-        deadline = time.monotonic() + REAL_TIMEOUT
-        stopped = False
-        while self.running():
-            if self.stop_requested and not stopped:
-                stopped = True
-                try:
-                    self.world.stop_while_sleeping(self.arn_of(self.stop_requested))
-                finally:
-                    self._hold.__exit__(None, None, None)
-            if time.monotonic() > deadline:
+        """Let the world run until every execution ended, stopping one when asked; False if some did not
+        end within the virtual bound."""
+        while True:
+            if not self.world.run_until(
+                lambda: self._stop_due() or not self.world.clock.parked(), "every execution to end", VIRTUAL_BOUND
+            ):
                 return False
-            time.sleep(0.05)
-        return self.world.clock.wait_idle(timeout=30)  # the last end events were settled
+            if not self._stop_due():
+                return True
+            self.stopped = True
+            self.world.stop_while_sleeping(self.arn_of(self.stop_requested or ""))
+
+    def _stop_due(self) -> bool:
+        return bool(self.stop_requested) and not self.stopped
 
     def running(self) -> list[dict[str, Any]]:
         arn = self.world.outputs["RolloutStateMachineArn"]
@@ -354,17 +341,19 @@ class Run:
         self.result.faults.update(f"host:{fault}" for fault in s.host_faults.values())
         self._snapshots()
         self._inject()
-        self.start()
-        ended = self.drive()
-        if ended and s.end_event == "late":
-            self.late_end_event()
+        try:
+            self.start()
             ended = self.drive()
+            if ended and s.end_event == "late":
+                self.late_end_event()
+                ended = self.drive()
+        except SimulationStuck as stuck:
+            self.violate("stuck", str(stuck))
+            return self.result
         self.result.faults.update(f"lambda:{code}" for _, code in world.lambda_errors_raised())
         if not ended:
-            self.violate("stuck", f"executions still running after {REAL_TIMEOUT} s: {len(self.running())}")
+            self.violate("stuck", f"executions still running after {VIRTUAL_BOUND / 3600:.0f} h: {len(self.running())}")
             return self.result
-        if world.clock.seconds > VIRTUAL_BOUND:
-            self.violate("stuck", f"the run took {world.clock.seconds / 3600:.1f} h of virtual time")
         if s.end_event == "twice":
             self.duplicate_end_events()
         self.check()
@@ -373,9 +362,8 @@ class Run:
     def duplicate_end_events(self) -> None:
         before = self.ledger_view()
         for execution in self.executions():
-            self.world.redeliver_status_change(execution["executionArn"])
+            self.world.redeliver_status_change(execution["executionArn"])  # settled in this turn
             self.result.faults["end-event-twice"] += 1
-        self.world.clock.wait_idle(timeout=30)
         if self.ledger_view() != before:
             self.violate("events", "a duplicate end event changed the ledger")
 

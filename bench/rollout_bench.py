@@ -32,7 +32,7 @@ from rich.table import Table  # noqa: E402
 
 from bench.costs import Cost, Meter, cost  # noqa: E402
 from sim import moto_wiring  # noqa: E402
-from sim.report import Figures, figures  # noqa: E402
+from sim.report import Figures, figures, outcome_record  # noqa: E402
 from sim.world import World  # noqa: E402
 from stacks import synthesize  # noqa: E402
 from updraft.config import UpdraftConfig  # noqa: E402
@@ -48,7 +48,6 @@ def config(cap: int) -> UpdraftConfig:
     return UpdraftConfig.model_validate({"groups": [fleet, one_by_one]})
 
 
-WAIT_SECONDS = 6 * 3600
 HISTORY_LIMIT = 25_000  # events in one Standard execution
 PAYLOAD_LIMIT = 256 * 1024  # bytes of a state's input or output
 TRANSITIONS_TARGET = 0.5  # per host, at 1,000 hosts
@@ -62,6 +61,7 @@ class Row:
     cost: Cost
     wall_seconds: float
     throttled_sends: int
+    outcome: dict  # the run's outcome record (sim.report.outcome_record)
     serial_makespan: float | None = None
     serial_estimated: bool = False
 
@@ -73,19 +73,18 @@ class Row:
 def run(template: dict, group: str, hosts: int, seed: int, throttle: int = 0) -> Row:
     """One rollout of a fresh, identically seeded fleet; its figures and estimated cost."""
     started = time.perf_counter()
-    moto_wiring.INVOCATIONS.clear()
     with World(template, seed=seed, lambda_log_level="ERROR") as world:
-        meter = Meter()
+        meter = Meter(lambda: moto_wiring.pipeline_call(world.clock))
         meter.attach(boto3.DEFAULT_SESSION)
         world.launch(group, hosts)
         world.fleet.throttle_sends = throttle
-        # In real time: the rollout itself runs on the virtual clock, but 10,000 hosts take a while to simulate.
-        execution = world.wait(world.start({"group": group, "target_version": "1.26.1"}), timeout=WAIT_SECONDS)
+        execution = world.wait(world.start({"group": group, "target_version": "1.26.1"}))
         if execution.status != "SUCCEEDED":
             raise SystemExit(f"{group} {hosts} hosts: rollout {execution.status} {execution.error} {execution.cause}")
         result = figures(world, execution)
         spent = cost(result.transitions, result.gb_seconds, result.invocations, meter)
-        return Row(result, spent, time.perf_counter() - started, throttle - world.fleet.throttle_sends)
+        outcome = outcome_record(world)
+        return Row(result, spent, time.perf_counter() - started, throttle - world.fleet.throttle_sends, outcome)
 
 
 def serial(template: dict, rows: list[Row], limit: int, seed: int, console: Console) -> None:
@@ -215,6 +214,20 @@ def as_json(rows: list[Row], found: list[tuple[str, bool | None]], seed: int, ca
     return json.dumps({"seed": seed, "wave_cap": cap, "rows": [entry(r) for r in rows], "checks": checks_out}, indent=2)
 
 
+def record(rows: list[Row]) -> dict:
+    """What a run of one seed must reproduce on any machine: every figure but the wall time, and the outcome."""
+    return {
+        str(row.hosts): {
+            "figures": asdict(row.figures),
+            "cost_usd": asdict(row.cost),
+            "throttled_sends": row.throttled_sends,
+            "serial_makespan": row.serial_makespan,
+            "outcome": row.outcome,
+        }
+        for row in rows
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
@@ -225,6 +238,9 @@ def main() -> None:
     )
     parser.add_argument("--cap", type=int, default=WAVE_CAP, help="the fleet group's max_wave_size")
     parser.add_argument("--json", action="store_true", help="print the figures and checks as JSON")
+    parser.add_argument(
+        "--record", type=Path, help="write every figure that must not depend on the machine (JSON) to this file"
+    )
     args = parser.parse_args()
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -239,6 +255,8 @@ def main() -> None:
             console.print(f"{size} hosts: {rows[-1].wall_seconds:.0f} s of wall time")
         serial(template, rows, args.serial_max, args.seed, console)
     found = checks(rows)
+    if args.record:
+        args.record.write_text(json.dumps(record(rows), indent=1, sort_keys=True, default=str))
     if args.json:
         print(as_json(rows, found, args.seed, args.cap))
         return

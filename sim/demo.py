@@ -25,7 +25,6 @@ import logging
 import os
 import sys
 import tempfile
-import time
 import warnings
 from collections import Counter, defaultdict
 from datetime import timedelta
@@ -39,7 +38,7 @@ from rich.table import Table
 
 from sim.bottlerocket import Fault
 from sim.clock import EPOCH
-from sim.report import figures
+from sim.report import figures, outcome_record
 from sim.update_repository import UpdateRepository
 from sim.world import World
 from stacks import config_from_cdk_json, synthesize
@@ -48,6 +47,7 @@ from updraft.config import Detection, UpdraftConfig
 from updraft.domain.waves import Candidate, plan_waves
 
 GOOD, BAD, NEXT = "1.26.1", "1.27.0", "1.27.1"
+REDRAW_SECONDS = 60
 ALARMED_WAVE = 2  # the wave of the alarmed group during whose bake its alarm fires
 STATE_STYLE = {
     "pending": "dim",
@@ -89,7 +89,8 @@ def wave_table(world: World, rollout_id: str, title: str) -> Table:
 
 
 def watch_all(world: World, console: Console, title: str, before: set[str]) -> list[Any]:
-    """Draw the waves of every execution not in `before` until none runs; those executions, oldest first."""
+    """Draw the waves of every execution not in `before` until none runs; those executions, oldest first.
+    The picture is redrawn every REDRAW_SECONDS of simulated time: the world runs between two looks."""
     arn = world.outputs["RolloutStateMachineArn"]
     with Live(console=console, refresh_per_second=8, transient=False) as live:
         while True:
@@ -101,7 +102,7 @@ def watch_all(world: World, console: Console, title: str, before: set[str]) -> l
             live.update(Group(*views))
             if not any(e["status"] == "RUNNING" for e in listed):
                 break
-            time.sleep(0.2)
+            world.run_until(lambda: not world.clock.parked(), "the rollouts to end", within=REDRAW_SECONDS)
     console.print()
     return [e for e in world.wait_all() if e.name not in before]
 
@@ -128,8 +129,8 @@ def attention_table(world: World, rollout_id: str) -> Table | None:
         table.add_row(
             record["instance_id"],
             str(record["wave"]),
-            f"[{STATE_STYLE[record['state']]}]{record['state']}[/]",
-            record["failure"],
+            f"[{STATE_STYLE.get(record['state'], '')}]{record['state']}[/]",
+            record.get("failure") or record.get("note", ""),
         )
     return table
 
@@ -189,7 +190,7 @@ def publish(world: World, console: Console, repository: UpdateRepository, versio
     return executions
 
 
-def run(hosts: int, seed: int, cdk_json: Path = CDK_JSON) -> int:
+def run(hosts: int, seed: int, cdk_json: Path = CDK_JSON, record: Path | None = None) -> int:
     quiet()
     console = Console()
     base = config_from_cdk_json(cdk_json)
@@ -201,12 +202,14 @@ def run(hosts: int, seed: int, cdk_json: Path = CDK_JSON) -> int:
             root = Path(scratch) / "root.json"
             root.write_bytes(repository.trusted_root)
             config = with_repository(base, repository, root)
-            return _run(config, repository, hosts, seed, console)
+            return _run(config, repository, hosts, seed, console, record)
         finally:
             repository.close()
 
 
-def _run(config: UpdraftConfig, repository: UpdateRepository, hosts: int, seed: int, console: Console) -> int:
+def _run(
+    config: UpdraftConfig, repository: UpdateRepository, hosts: int, seed: int, console: Console, record: Path | None
+) -> int:
     template = synthesize(config)
     releases = ("1.26.0", GOOD, BAD, NEXT)
     with World(template, tag_key=config.tag_key, releases=releases, seed=seed, lambda_log_level="ERROR") as world:
@@ -237,6 +240,8 @@ def _run(config: UpdraftConfig, repository: UpdateRepository, hosts: int, seed: 
         last = publish(world, console, repository, NEXT)
         console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
         halted = alarmed is None or _alarm_halted(world, last, alarmed)
+        if record:
+            record.write_text(json.dumps(outcome_record(world), indent=1, sort_keys=True))
         return 0 if _as_expected(world, config, good, bad, victim) and halted else 1
 
 
@@ -303,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=30, help="hosts per group in the simulated fleet (default 30)")
     parser.add_argument("--seed", type=int, default=7, help="the simulation's seed (default 7)")
+    parser.add_argument("--record", type=Path, help="write the run's outcome record (JSON) to this file")
     args = parser.parse_args(argv)
-    return run(args.hosts, args.seed)
+    return run(args.hosts, args.seed, record=args.record)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import json
 import random
 import re
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,9 +70,6 @@ class Fleet:
         self._cursor: dict[str, float] = {}
         self._limits: dict[str, float] = {}  # when a running `timeout` stops its command, per host
         self._lock = threading.RLock()
-        # (perf_counter start, end) of each synchronous run of document scripts: on AWS the hosts run them,
-        # not the API call, so a handler's billed duration leaves these out.
-        self.script_runs: list[tuple[float, float]] = []
         self.container = ControlContainer(self._on_call)
 
     def close(self) -> None:
@@ -183,9 +179,7 @@ class Fleet:
             return
         for instance_id in instance_ids:
             self._cursor[instance_id] = at
-        started = time.perf_counter()
         results = self.container.run(command.commands, command.parameters, instance_ids)
-        self.script_runs.append((started, time.perf_counter()))
         for instance_id, result in results.items():
             invocation = command.invocations[instance_id]
             invocation.result, invocation.started, invocation.ended = result, at, self._cursor[instance_id]

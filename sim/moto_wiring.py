@@ -26,14 +26,21 @@ import threading
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
 import botocore.endpoint as botocore_endpoint
 import jsonpath_ng
+from aws_lambda_powertools.utilities.idempotency.persistence import base as idempotency_base
+from aws_lambda_powertools.utilities.idempotency.persistence import datarecord as idempotency_record
+from aws_lambda_powertools.utilities.idempotency.persistence import dynamodb as idempotency_dynamodb
+from botocore import retryhandler
+from botocore.retries.standard import ExponentialBackoff
 from moto.awslambda import models as lambda_models
 from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch import models as cloudwatch_models
@@ -51,7 +58,8 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
-from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.utils import TMP_THREADS
 
 from sim import faults, notifications
 from sim.clock import VirtualClock
@@ -62,9 +70,6 @@ MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 PAGE_LIMIT = 50
 LOG = logging.getLogger("sim")
 
-# In-process Lambda invocations share os.environ: one at a time, except that a function may invoke
-# another in its own thread (an event it publishes reaches a Lambda target).
-_LAMBDA_LOCK = threading.RLock()
 _RUNNING = threading.local()
 
 
@@ -90,16 +95,16 @@ def publish_public_parameter(name: str, value: str, account: str, region: str) -
     ssm_models.ssm_backends[account][region]._parameters[name] = [parameter]
 
 
-def fire_schedules(account: str, region: str, at: datetime) -> int:
-    """One tick of every scheduled rule (moto stores schedules but never fires them); how many fired."""
+def fire_schedules(account: str, region: str, clock: VirtualClock) -> int:
+    """One tick of every scheduled rule, now (moto stores schedules but never fires them); how many fired."""
     backend = events_models.events_backends[account][region]
     event = {
         "version": "0",
-        "id": str(uuid.uuid4()),
+        "id": str(uuid.UUID(int=clock.random.getrandbits(128), version=4)),
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": account,
-        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
         "detail": {},
     }
@@ -120,6 +125,7 @@ def seed(value: int) -> None:
 @contextlib.contextmanager
 def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None = None) -> Iterator[None]:
     """Apply every patch for the life of the block."""
+    INVOCATIONS.clear()
     with contextlib.ExitStack() as stack:
         for patcher in _patches(fleet, clock, lambda_env or {}):
             stack.enter_context(patcher)
@@ -132,8 +138,8 @@ def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None =
 def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> list[Any]:
     return [
         *_virtual_time(clock),
-        mock.patch.object(LambdaFunction, "_invoke_lambda", _in_process_invoker(lambda_env)),
-        mock.patch.object(parser_models.StepFunctionsParserBackend, "start_execution", _named_start()),
+        mock.patch.object(LambdaFunction, "_invoke_lambda", _in_process_invoker(clock, lambda_env)),
+        mock.patch.object(parser_models.StepFunctionsParserBackend, "start_execution", _named_start(clock)),
         *_ssm(fleet),
         *_ec2(fleet),
         *_cloudformation(),
@@ -142,34 +148,82 @@ def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> l
     ]
 
 
-# -- virtual time -------------------------------------------------------------------------------------
+# -- virtual time and the scheduler's actors ------------------------------------------------------------
 def _virtual_time(clock: VirtualClock) -> list[Any]:
     def wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
-        clock.sleep(wait_seconds)
+        if env.is_running():  # a StopExecution cuts the Wait short, as in AWS
+            state = env.states.context_object.context_object_data.get("State", {}).get("Name", "?")
+            clock.sleep(wait_seconds, reason=f"Wait state {state}", interruptible=True)
 
-    class VirtualDatetime:
-        @staticmethod
-        def now(tz: Any = None) -> Any:
-            return clock.now()
+    class VirtualDatetime(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return clock.now() if tz is None else clock.now().astimezone(tz)
 
-    entered_time = SimpleNamespace(datetime=VirtualDatetime, timezone=timezone)
-    backoff = SimpleNamespace(sleep=clock.advance, time=time.time)
+    def delay_amount(self: ExponentialBackoff, context: Any) -> float:
+        self._random = clock.random.random  # botocore's jitter, drawn in turn order
+        return original_delay(self, context)
+
+    original_delay = ExponentialBackoff.delay_amount
+    virtual = SimpleNamespace(datetime=VirtualDatetime, timedelta=timedelta, timezone=timezone)
+    # Backoff and retry intervals are the sleeping actor's own: the rest of the world goes on meanwhile.
+    backoff = SimpleNamespace(sleep=lambda seconds: clock.sleep(seconds, reason="botocore backoff"), time=time.time)
+    retry = SimpleNamespace(sleep=lambda seconds: clock.sleep(seconds, reason="retry interval"))
     return [
         mock.patch.object(botocore_endpoint, "time", backoff),
+        mock.patch.object(ExponentialBackoff, "delay_amount", delay_amount),
+        mock.patch.object(retryhandler, "random", clock.random),  # legacy mode's jitter (aws-sdk tasks)
         mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
-        mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.sleep, time=lambda: clock.seconds)),
-        mock.patch.object(state_module, "datetime", entered_time),
+        mock.patch.object(retrier_decl, "time", retry),
+        mock.patch.object(state_module, "datetime", virtual),  # $$.State.EnteredTime
+        # Powertools' idempotency records expire on the clock of the world they were written in.
+        *(mock.patch.object(m, "dt", virtual) for m in (idempotency_base, idempotency_record, idempotency_dynamodb)),
+        *_executions_as_actors(clock),
     ]
+
+
+def _executions_as_actors(clock: VirtualClock) -> list[Any]:
+    """Each execution is an actor of the scheduler: started in the turn of whoever started it, run in turns."""
+    original_environment = ExecutionWorker._get_evaluation_environment
+    original_stop = ExecutionWorker.stop
+
+    def environment(self: ExecutionWorker) -> Any:
+        if self.env is None:
+            self.env = original_environment(self)
+        return self.env
+
+    def start(self: ExecutionWorker) -> None:
+        self._get_evaluation_environment()  # now: a StopExecution may come before the execution's first turn
+        actor = clock.spawn(f"execution {self._evaluation_details.execution_details.name}")
+        self.simulated_actor = actor
+        thread = threading.Thread(target=clock.run, args=(actor, self._execution_logic), daemon=True)
+        TMP_THREADS.append(thread)
+        thread.start()
+
+    def stop(self: ExecutionWorker, stop_date: Any, error: Any, cause: Any) -> None:
+        original_stop(self, stop_date, error, cause)
+        clock.interrupt(getattr(self, "simulated_actor", None))
+
+    return [
+        mock.patch.object(ExecutionWorker, "_get_evaluation_environment", environment),
+        mock.patch.object(ExecutionWorker, "start", start),
+        mock.patch.object(ExecutionWorker, "stop", stop),
+    ]
+
+
+def pipeline_call(clock: VirtualClock) -> bool:
+    """Whether an AWS call now is the pipeline's (a Lambda, or an execution's own task), not the harness's."""
+    return running_function() is not None or not clock.in_harness_turn()
 
 
 # -- Lambda ---------------------------------------------------------------------------------------------
 class _Context:
-    def __init__(self, function: LambdaFunction) -> None:
+    def __init__(self, function: LambdaFunction, request_id: str) -> None:
         self.function_name = function.function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = function.function_arn
         self.memory_limit_in_mb = int(function.memory_size or 128)
-        self.aws_request_id = str(uuid.uuid4())
+        self.aws_request_id = request_id
         self.log_group_name = f"/aws/lambda/{function.function_name}"
         self.log_stream_name = "simulated"
 
@@ -189,7 +243,19 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _in_process_invoker(overrides: dict[str, str]) -> Any:
+@dataclass
+class Invocation:
+    """One handler run: its function and the AWS calls it made (by service), for its billed duration."""
+
+    function: str
+    calls: Counter[str] = field(default_factory=Counter)
+
+
+# Every handler run of the simulation, in order.
+INVOCATIONS: list[Invocation] = []
+
+
+def _in_process_invoker(clock: VirtualClock, overrides: dict[str, str]) -> Any:
     def invoke(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
         module_name, _, function_name = self.handler.rpartition(".")
         environment = {
@@ -201,12 +267,16 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
         }
         payload = event if isinstance(event, dict) else json.loads(event or "{}")
         faults.before_handler(module_name.rsplit(".", 1)[-1])  # the Invoke call may fail as the service would
-        with _LAMBDA_LOCK, _environment(environment):
+        request_id = str(uuid.UUID(int=clock.random.getrandbits(128), version=4))
+        # One Lambda runs at a time (the scheduler's turn), but a function may invoke another in its own
+        # thread (an event it publishes reaches a Lambda target): the caller's identity comes back after.
+        with _environment(environment):
             caller, _RUNNING.name = running_function(), self.function_name
-            started = time.perf_counter()
+            caller_run, _RUNNING.invocation = getattr(_RUNNING, "invocation", None), Invocation(self.function_name)
+            INVOCATIONS.append(_RUNNING.invocation)
             try:
                 handler = getattr(importlib.import_module(module_name), function_name)
-                result = handler(payload, _Context(self))
+                result = handler(payload, _Context(self, request_id))
             except Exception as error:  # the Lambda runtime reports any exception as the error type
                 body = {
                     "errorType": type(error).__name__,
@@ -215,8 +285,7 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
                 }
                 return json.dumps(body), True, ""
             finally:
-                _RUNNING.name = caller
-                INVOCATIONS.append((self.function_name, started, time.perf_counter()))
+                _RUNNING.name, _RUNNING.invocation = caller, caller_run
         # Outside the function's identity: what a hook does is the operator's doing, not the function's.
         for hook in list(AFTER_STEP.get(module_name.rsplit(".", 1)[-1], ())):
             hook(payload, result)
@@ -225,19 +294,25 @@ def _in_process_invoker(overrides: dict[str, str]) -> Any:
     return invoke
 
 
-# Every handler run: (function name, perf_counter at its start and end), for the billed duration of a rollout.
-INVOCATIONS: list[tuple[str, float, float]] = []
+def count_function_call(service: str) -> None:
+    """Charge an AWS call to the handler run making it (botocore's before-call event calls this)."""
+    invocation = getattr(_RUNNING, "invocation", None)
+    if invocation is not None:
+        invocation.calls[service] += 1
+
 
 # Callbacks run right after a handler returns, before its execution goes on: `AFTER_STEP["bake"]` etc.
 # A test acts at an exact point of a rollout (an alarm fires mid-bake) without racing it.
 AFTER_STEP: dict[str, list[Callable[[dict[str, Any], Any], None]]] = {}
 
 
-def _named_start() -> Any:
+def _named_start(clock: VirtualClock) -> Any:
     original = parser_models.StepFunctionsParserBackend.start_execution
 
     def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
-        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+        # AWS names an unnamed execution with a UUID; here it comes from the seed.
+        name = name or str(uuid.UUID(int=clock.random.getrandbits(128), version=4))
+        return original(self, state_machine_arn, name, *args, **kwargs)
 
     return start_execution
 
@@ -441,19 +516,11 @@ def _cloudformation() -> list[Any]:
 # -- EventBridge ------------------------------------------------------------------------------------------
 def _eventbridge(clock: VirtualClock) -> list[Any]:
     original_terminated = BaseExecutionWorkerCommunication.terminated
-    original_start = ParserExecution.start
     original_send = events_models.Rule.send_to_targets
 
-    def start(self: Any) -> None:
-        clock.execution_started()
-        original_start(self)
-
     def terminated(self: BaseExecutionWorkerCommunication) -> None:
-        try:
-            original_terminated(self)
-            _publish_status_change(self.execution, clock)
-        finally:
-            clock.execution_ended()  # last: the harness waits for it before undoing these patches
+        original_terminated(self)
+        _publish_status_change(self.execution, clock)  # in the execution's last turn: its end is settled in it
 
     def send_to_targets(self: Any, original_event: dict, transform_input: bool = True) -> None:
         if self.scheduled_expression and original_event.get("detail-type") != "Scheduled Event":
@@ -474,7 +541,6 @@ def _eventbridge(clock: VirtualClock) -> list[Any]:
                 backend.start_execution(target["Arn"], None, body)
 
     return [
-        mock.patch.object(ParserExecution, "start", start),
         mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated),
         mock.patch.object(events_models.Rule, "send_to_targets", send_to_targets),
     ]

@@ -7,6 +7,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import boto3
 
@@ -28,7 +29,7 @@ class Figures:
     largest_payload: int = 0  # bytes: the largest state input, output or task parameters in the history
     largest_payload_at: str = ""  # the state it belongs to
     invocations: int = 0  # Lambda handler runs, Step Functions tasks and EventBridge targets alike
-    gb_seconds: float = 0.0  # billed: each run's duration rounded up to 1 ms, times its function's memory
+    gb_seconds: float = 0.0  # billed: each run's modelled duration (`billed_ms`) times its function's memory
 
     @property
     def per_host(self) -> float:
@@ -72,17 +73,26 @@ def _largest_payload(history: list[dict]) -> dict:
     return {"largest_payload": largest, "largest_payload_at": at}
 
 
+# What a warm invocation of a handler bills, modelled from what it did rather than measured here (moto's and
+# the simulated fleet's speed depend on the machine): the handler's own work, plus the round trip of each
+# AWS call it made. Typical in-region latencies, an estimate: DynamoDB answers in single-digit milliseconds,
+# control-plane APIs in tens.
+HANDLER_MS = 25.0
+CALL_MS = {"dynamodb": 8.0, "ssm": 35.0, "ec2": 60.0, "ecs": 40.0, "eventbridge": 25.0, "sns": 25.0}
+OTHER_CALL_MS = 40.0
+
+
+def billed_ms(invocation: moto_wiring.Invocation) -> int:
+    """One run's billed duration: rounded up to the millisecond, as Lambda bills."""
+    calls = sum(CALL_MS.get(service, OTHER_CALL_MS) * count for service, count in invocation.calls.items())
+    return math.ceil(HANDLER_MS + calls)
+
+
 def _lambda_usage(world: World) -> dict:
-    """Lambda runs and their billed GB-seconds. A run's time spent carrying out document scripts is left out:
-    on AWS the hosts run them, and SendCommand or ListCommandInvocations returns at once."""
+    """Lambda runs and their billed GB-seconds (modelled: see `billed_ms`)."""
     runs = list(moto_wiring.INVOCATIONS)
-    scripts = list(world.fleet.script_runs)
-    memory = {name: _memory_mb(name) for name in {name for name, _, _ in runs}}
-    gb_seconds = 0.0
-    for name, started, ended in runs:
-        inside = sum(max(0.0, min(ended, end) - max(started, begin)) for begin, end in scripts)
-        billed_ms = math.ceil(max(ended - started - inside, 0.0) * 1000)
-        gb_seconds += billed_ms / 1000 * memory[name] / 1024
+    memory = {name: _memory_mb(name) for name in {run.function for run in runs}}
+    gb_seconds = sum(billed_ms(run) / 1000 * memory[run.function] / 1024 for run in runs)
     return {"invocations": len(runs), "gb_seconds": gb_seconds}
 
 
@@ -130,3 +140,49 @@ def _host_work(world: World, window: tuple[float, float]) -> dict[str, float]:
         if back != float("inf") and verifies:
             work[instance_id] = back - started + verifies[0]
     return work
+
+
+def outcome_record(world: World) -> dict[str, Any]:
+    """Everything a run decided, to compare two runs of one seed exactly: how each execution ended, what each
+    rollout recorded of itself and of every host, the version every host runs, and when (virtual time) the
+    world stood when the record was taken."""
+    arn = world.outputs["RolloutStateMachineArn"]
+    executions = []
+    for listed in sorted(world.sfn.list_executions(stateMachineArn=arn)["executions"], key=lambda e: e["name"]):
+        ended = world.wait(listed["executionArn"])
+        history = world.history(ended.arn)
+        meta = world.rollout_record(ended.name)
+        rollout = {key: meta[key] for key in RECORDED_ROLLOUT if key in meta}
+        hosts = {
+            instance_id: [record.get(key) for key in RECORDED_HOST]
+            for instance_id, record in sorted(world.host_records(ended.name).items())
+        }
+        executions.append(
+            {
+                "name": ended.name,
+                "status": ended.status,
+                "error": ended.error,
+                "transitions": sum(1 for event in history if "stateEnteredEventDetails" in event),
+                "history_events": len(history),
+                "rollout": json.loads(json.dumps(rollout, default=str)),
+                "hosts": json.loads(json.dumps(hosts, default=str)),
+            }
+        )
+    return {
+        "virtual_seconds": world.clock.seconds,
+        "executions": executions,
+        "versions": dict(sorted(world.versions().items())),
+    }
+
+
+RECORDED_ROLLOUT = (
+    "group",
+    "target_version",
+    "status",
+    "halt_reason",
+    "started_at",
+    "finished_at",
+    "wave_sizes",
+    "summary",
+)
+RECORDED_HOST = ("state", "wave", "previous_version", "target_version", "failure", "note", "updated_at")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -18,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.loaders
 from boto3.dynamodb.conditions import Key
 from moto import mock_aws
 from moto.events import models as events_models
@@ -28,6 +27,8 @@ from sim.clock import VirtualClock
 from sim.deploy import ACCOUNT, REGION, deploy
 from sim.fleet import Fleet
 
+_SERVICE_MODELS = botocore.loaders.create_loader()
+MAX_EXECUTION_SECONDS = 31 * 86_400  # the state machine's own timeout is 30 days
 IAM_PREFIX = {"sfn": "states", "eventbridge": "events"}  # botocore's event names use service ids, IAM its own prefixes
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 AMI = "ami-0b0770cf8a9a5e1c5"  # any id: moto need not know it
@@ -66,7 +67,7 @@ class World:
     ) -> None:
         self.template = template
         self.tag_key = tag_key
-        self.clock = VirtualClock()
+        self.clock = VirtualClock(seed=seed)
         self.repository = Repository(variant=variant, arch="x86_64", versions=list(releases))
         self.seed = seed
         # Quiet Lambdas log only at that level and publish no metrics to standard output.
@@ -86,7 +87,11 @@ class World:
         os.environ.update(ENVIRONMENT)
         self._mock = mock_aws(config=moto_wiring.MOTO_CONFIG)
         self._mock.start()
+        self._harness = self.clock.harness()  # this thread drives the world, and holds the turn until it waits
+        self._harness.__enter__()
         boto3.setup_default_session()  # a fresh session, so that the call counter sees every client
+        # Service models are read from disk once per process, not once per world (they never change).
+        boto3.DEFAULT_SESSION._session.register_component("data_loader", _SERVICE_MODELS)
         boto3.DEFAULT_SESSION.events.register("before-call", self._count_call)
         moto_wiring.seed(self.seed)
         self.fleet = Fleet(self.clock, [self.repository], seed=self.seed)
@@ -104,9 +109,10 @@ class World:
     def __exit__(self, *exc: object) -> None:
         moto_wiring.AFTER_STEP.clear()
         try:
-            self._stop_running()
-            self.clock.wait_idle(timeout=30)  # their last steps still need the patches
+            if not self.clock.failed:  # a stuck world's actors stay parked: they make no call
+                self._stop_running()
         finally:
+            self._harness.__exit__(None, None, None)
             self._wiring.__exit__(None, None, None)
             self._mock.stop()
             self.fleet.close()
@@ -114,22 +120,22 @@ class World:
             os.environ.update(self._saved_env)
 
     def _count_call(self, event_name: str, **_: Any) -> None:
-        # Executions and their Lambda functions run on moto's worker threads; the harness on the main one.
-        if threading.current_thread() is not threading.main_thread():
+        # The pipeline's calls: its Lambdas' and its executions' own tasks, not the harness's reads.
+        if moto_wiring.pipeline_call(self.clock):
             _, service, operation = event_name.split(".", 2)
             self.api_calls[f"{service}:{operation}"] += 1
+            moto_wiring.count_function_call(service)
             function = moto_wiring.running_function()
             if function:
                 self.calls_by_function[function].add(f"{IAM_PREFIX.get(service, service)}:{operation}")
 
     def _stop_running(self) -> None:
-        # A thread that outlives the mock would make real calls: stop and drain every execution.
+        # A thread that outlives the mock would make real calls: stop every execution and let each end.
         arn = self.outputs.get("RolloutStateMachineArn")
-        if not arn:
-            return
-        for execution in self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
-            self.sfn.stop_execution(executionArn=execution["executionArn"], cause="simulation ended")
-            self.wait(execution["executionArn"], timeout=30)
+        if arn:
+            for execution in self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+                self.sfn.stop_execution(executionArn=execution["executionArn"], cause="simulation ended")
+        self.run_until(lambda: not self.clock.parked(), "every execution to end")
 
     # -- the fleet ------------------------------------------------------------------------------
     def launch(
@@ -183,7 +189,7 @@ class World:
 
     def tick(self) -> int:
         """Fire every scheduled EventBridge rule once, now (moto never fires them by itself)."""
-        return moto_wiring.fire_schedules(ACCOUNT, REGION, self.clock.now())
+        return moto_wiring.fire_schedules(ACCOUNT, REGION, self.clock)
 
     def inject(self, instance_id: str, *faults: Fault) -> None:
         self.fleet.hosts[instance_id].faults.update(faults)
@@ -203,33 +209,43 @@ class World:
     def rollout(self, group: str, version: str, **request: Any) -> Execution:
         return self.wait(self.start({"group": group, "target_version": version, **request}))
 
-    def wait(self, arn: str, timeout: float = 600) -> Execution:
-        """Wait (in real time; the executions run on virtual time) for an execution to end."""
-        deadline = time.monotonic() + timeout
-        while True:
-            described = self.sfn.describe_execution(executionArn=arn)
-            if described["status"] != "RUNNING":
-                output = described.get("output")
-                return Execution(
-                    arn=arn,
-                    name=described["name"],
-                    status=described["status"],
-                    output=json.loads(output) if output else None,
-                    error=described.get("error"),
-                    cause=described.get("cause"),
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {arn} still running after {timeout} s")
-            time.sleep(0.05)
+    # -- driving time ---------------------------------------------------------------------------
+    def run_until(self, condition: Callable[[], bool], what: str, within: float | None = None) -> bool:
+        """Let the world run until `condition()` holds (looked at after every other actor's turn); False if
+        `within` virtual seconds passed first. A world where nobody can move raises SimulationStuck."""
+        return self.clock.run_until(condition, what, within)
 
-    def wait_all(self, timeout: float = 600) -> list[Execution]:
-        """Wait for every execution of the rollout state machine to end; all of them, oldest first."""
+    def sleep(self, seconds: float) -> None:
+        """Let `seconds` of virtual time pass, the world going on meanwhile."""
+        self.clock.advance(seconds)
+
+    def settle(self) -> None:
+        """Let everything due now happen (executions just started run to their first wait); time stands still."""
+        self.clock.settle()
+
+    def wait(self, arn: str, within: float = MAX_EXECUTION_SECONDS) -> Execution:
+        """Let the world run until the execution ends."""
+        if not self.run_until(lambda: self._status(arn) != "RUNNING", f"execution {arn} to end", within):
+            raise TimeoutError(f"execution {arn} still running after {within / 86400:.1f} days of virtual time")
+        described = self.sfn.describe_execution(executionArn=arn)
+        output = described.get("output")
+        return Execution(
+            arn=arn,
+            name=described["name"],
+            status=described["status"],
+            output=json.loads(output) if output else None,
+            error=described.get("error"),
+            cause=described.get("cause"),
+        )
+
+    def _status(self, arn: str) -> str:
+        return self.sfn.describe_execution(executionArn=arn)["status"]
+
+    def wait_all(self, within: float = MAX_EXECUTION_SECONDS) -> list[Execution]:
+        """Let the world run until no execution is left; every execution of the state machine, oldest first."""
+        if not self.run_until(lambda: not self.clock.parked(), "every execution to end", within):
+            raise TimeoutError(f"executions still running after {within / 86400:.1f} days of virtual time")
         arn = self.outputs["RolloutStateMachineArn"]
-        deadline = time.monotonic() + timeout
-        while self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"executions still running after {timeout} s")
-            time.sleep(0.05)
         listed = self.sfn.list_executions(stateMachineArn=arn)["executions"]
         return [self.wait(e["executionArn"]) for e in sorted(listed, key=lambda e: e["startDate"])]
 
@@ -422,20 +438,20 @@ class World:
         }
         boto3.client("events").put_events(Entries=[entry])
 
-    def stop_while_sleeping(self, arn: str, cause: str = "operator stop", timeout: float = 30) -> bool:
-        """StopExecution once every running execution waits between two steps (moto fails, rather than
-        aborts, an execution stopped inside a task); False if the execution had ended already."""
-        with self.clock.held():
-            running = self.sfn.list_executions(
-                stateMachineArn=self.outputs["RolloutStateMachineArn"], statusFilter="RUNNING"
-            )["executions"]
-            if not any(e["executionArn"] == arn for e in running):
-                return False
-            self.clock.wait_sleeping(len(running), timeout=timeout)
-            if self.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
-                return False
-            self.sfn.stop_execution(executionArn=arn, cause=cause)
-            return True
+    def stop_while_sleeping(self, arn: str, cause: str = "operator stop") -> bool:
+        """StopExecution once the execution waits in a Wait state, between two steps, as an operator usually
+        finds it (moto fails, rather than aborts, an execution stopped inside a task); False if it ended first."""
+        name = f"execution {arn.rsplit(':', 1)[-1]}"
+
+        def between_steps() -> bool:
+            found = [a for a in self.clock.parked() if a.name == name]
+            return not found or (found[0].state == "sleeping" and found[0].reason.startswith("Wait state"))
+
+        self.run_until(between_steps, f"{name} to reach a Wait state")
+        if self._status(arn) != "RUNNING":
+            return False
+        self.sfn.stop_execution(executionArn=arn, cause=cause)
+        return True
 
     def host_snapshot(self) -> dict[str, tuple[str, bool]]:
         """Each simulated host's version now (after what was due by now happened), and whether it is gone."""

@@ -15,51 +15,48 @@ from sim.world import World
 from tests.cli.conftest import Cli
 from updraft.adapters.control import ENDED
 
-ARGS_TIMEOUT = 120
-
 
 def start_held(world: World, cli: Cli, *args: str) -> dict:
-    """Start a rollout while virtual time stands still: it stays running, asleep at its first wait."""
+    """Start a rollout and let it run to its first wait, time standing still: it stays running."""
     started = cli.json("start", *args, "--config", str(cli.config))
-    assert world.clock.wait_sleeping(1, timeout=ARGS_TIMEOUT)
+    world.settle()
     return started
 
 
 def test_a_rollout_seen_through_the_command_line(world: World, cli: Cli) -> None:
     hosts = world.launch("web", 4, version="1.26.0")
 
-    with world.clock.held():
-        first = start_held(world, cli, "web", "1.26.1", "--requested-by", "alice")
-        execution = world.sfn.describe_execution(executionArn=first["execution_arn"])
-        assert execution["name"] == first["rollout_id"]
-        assert json.loads(execution["input"]) == {
-            "group": "web",
-            "target_version": "1.26.1",
-            "requested_by": "alice",
-        }
+    first = start_held(world, cli, "web", "1.26.1", "--requested-by", "alice")
+    execution = world.sfn.describe_execution(executionArn=first["execution_arn"])
+    assert execution["name"] == first["rollout_id"]
+    assert json.loads(execution["input"]) == {
+        "group": "web",
+        "target_version": "1.26.1",
+        "requested_by": "alice",
+    }
 
-        running = cli.json("status", "web")
-        assert running["running"] is True
-        meta = running["rollout"]
-        assert (meta["rollout_id"], meta["target_version"], meta["requested_by"]) == (
-            first["rollout_id"],
-            "1.26.1",
-            "alice",
-        )
+    running = cli.json("status", "web")
+    assert running["running"] is True
+    meta = running["rollout"]
+    assert (meta["rollout_id"], meta["target_version"], meta["requested_by"]) == (
+        first["rollout_id"],
+        "1.26.1",
+        "alice",
+    )
 
-        again = cli("start", "web", "1.27.0", "--config", str(cli.config))
-        assert again.exit_code == 1
-        assert f"already has rollout {first['rollout_id']} running" in again.stderr
+    again = cli("start", "web", "1.27.0", "--config", str(cli.config))
+    assert again.exit_code == 1
+    assert f"already has rollout {first['rollout_id']} running" in again.stderr
 
-        cli.json("pause", "web", "--by", "bob", "--reason", "incident 42")
-        paused = world.rollout_record(first["rollout_id"])
-        assert paused["paused"] is True
-        assert (paused["pause"]["by"], paused["pause"]["reason"]) == ("bob", "incident 42")
+    cli.json("pause", "web", "--by", "bob", "--reason", "incident 42")
+    paused = world.rollout_record(first["rollout_id"])
+    assert paused["paused"] is True
+    assert (paused["pause"]["by"], paused["pause"]["reason"]) == ("bob", "incident 42")
 
-        cli.json("resume", "web", "--by", "bob")
-        resumed = world.rollout_record(first["rollout_id"])
-        assert resumed["paused"] is False
-        assert resumed["resumed"]["by"] == "bob"
+    cli.json("resume", "web", "--by", "bob")
+    resumed = world.rollout_record(first["rollout_id"])
+    assert resumed["paused"] is False
+    assert resumed["resumed"]["by"] == "bob"
 
     world.wait(first["execution_arn"])
     ended = cli.json("status", "web")  # nothing runs: the last rollout
@@ -77,11 +74,10 @@ def test_a_rollout_seen_through_the_command_line(world: World, cli: Cli) -> None
     watched = cli("status", "--rollout", first["rollout_id"], "--watch", "--interval", "0.1")
     assert watched.exit_code == 0 and first["rollout_id"] in watched.stdout
 
-    with world.clock.held():
-        second = start_held(world, cli, "web", "1.27.0")
-        requested = cli.json("abort", "web", "--reason", "wrong version")
-        assert requested["rollout_id"] == second["rollout_id"]
-        assert world.rollout_record(second["rollout_id"])["abort_requested"]["reason"] == "wrong version"
+    second = start_held(world, cli, "web", "1.27.0")
+    requested = cli.json("abort", "web", "--reason", "wrong version")
+    assert requested["rollout_id"] == second["rollout_id"]
+    assert world.rollout_record(second["rollout_id"])["abort_requested"]["reason"] == "wrong version"
     world.wait(second["execution_arn"])
 
     history = cli.json("history", "web")

@@ -3,9 +3,6 @@ fleet. Each scenario checks what the ledger recorded, what the hosts really run,
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from sim.bottlerocket import Fault
@@ -185,15 +182,7 @@ def test_a_host_with_an_offline_agent_is_skipped_at_plan(world):
 
 def test_concurrent_starts_for_one_group_run_one_rollout(world):
     world.launch("web", 3)
-    arns: list[str] = []
-    starters = [
-        threading.Thread(target=lambda: arns.append(world.start({"group": "web", "target_version": NEW})))
-        for _ in range(2)
-    ]
-    for starter in starters:
-        starter.start()
-    for starter in starters:
-        starter.join()
+    arns = [world.start({"group": "web", "target_version": NEW}) for _ in range(2)]  # both in flight at once
 
     executions = [world.wait(arn) for arn in arns]
 
@@ -305,14 +294,12 @@ def test_every_call_a_function_makes_is_granted_to_its_role(world, template):
     assert_calls_granted(world, template)
 
 
-def _settled(world, name: str, group: str, timeout: float = 20) -> dict:
+def _settled(world, name: str, group: str) -> dict:
     """The settling function ran to its end: the rollout is recorded and the group's lock is free."""
-    deadline = time.monotonic() + timeout
-    while (meta := world.rollout_record(name))["status"] not in ("aborted", "timed-out", "failed") or (
-        world.lock_holder(group) is not None
-    ):
-        assert time.monotonic() < deadline, (meta["status"], world.lock_holder(group))
-        time.sleep(0.05)
+    world.wait_all()  # the end event is settled in the execution's last turn
+    meta = world.rollout_record(name)
+    assert meta["status"] in ("aborted", "timed-out", "failed"), meta["status"]
+    assert world.lock_holder(group) is None
     return meta
 
 
@@ -320,14 +307,11 @@ def test_a_stopped_rollout_is_settled_and_its_lock_released(world):
     ids = world.launch("web", 9)
     arn = world.start({"group": "web", "target_version": NEW})
     name = arn.rsplit(":", 1)[-1]
-    while not any(r["state"] == "updated" for r in world.host_records(name).values()):
-        time.sleep(0.02)  # let the canary finish
+    world.run_until(lambda: any(r["state"] == "updated" for r in world.host_records(name).values()), "the canary")
 
     # Stopped while it waits between two looks, as an operator usually finds it (moto fails, rather than
     # aborts, an execution stopped inside a task).
-    with world.clock.held():
-        assert world.clock.wait_sleeping(1, timeout=30)
-        world.sfn.stop_execution(executionArn=arn, cause="operator stop")
+    assert world.stop_while_sleeping(arn)
     assert world.wait(arn).status == "ABORTED"
 
     meta = _settled(world, name, "web")

@@ -3,7 +3,6 @@ and ECS groups whose container instances are drained before the update and set A
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -163,25 +162,18 @@ def test_a_rollout_failing_outright_while_a_host_drains_puts_its_container_insta
 
 def test_a_rollout_stopped_while_a_host_drains_is_settled_with_its_container_instance_back(world):
     host = _draining_host(world)
-    hold = world.clock.held()
     stop: dict[str, str] = {}
 
     def stop_after_the_first_look(step_input: dict[str, Any], _result: Any) -> None:
-        if not stop:
-            hold.__enter__()  # time stands still until the stop has landed
-            stop["rollout"] = step_input["rollout"]["rollout_id"]
+        stop.setdefault("rollout", step_input["rollout"]["rollout_id"])
 
     world.after_step("check_hosts", stop_after_the_first_look)
     arn = world.start({"group": "green", "target_version": NEW})
-    while not stop:
-        time.sleep(0.02)
-    try:
-        assert world.stop_while_sleeping(arn)
-    finally:
-        hold.__exit__(None, None, None)
+    world.run_until(lambda: bool(stop), "the first look at the wave")
+    assert world.stop_while_sleeping(arn)  # at its next wait, before time moves on
 
     assert world.wait(arn).status == "ABORTED"
-    assert world.clock.wait_idle(timeout=30)  # the end event was settled
+    world.wait_all()  # the end event was settled
     record = world.host_records(stop["rollout"])[host]
     assert record["state"] == "skipped"
     assert record["note"].endswith("nothing applied, container instance ACTIVE again")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import time
 
 import boto3
 import pytest
@@ -18,25 +17,23 @@ ROLE = "arn:aws:iam::123456789012:role/events"
 
 
 @pytest.fixture
-def aws():
+def clock():
     os.environ.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"})
     clock = VirtualClock()
     fleet = Fleet(clock, [Repository("aws-ecs-2", "x86_64", ["1.26.0"])])
-    with mock_aws(config=moto_wiring.MOTO_CONFIG), moto_wiring.wired(fleet, clock):
-        yield
+    with mock_aws(config=moto_wiring.MOTO_CONFIG), clock.harness(), moto_wiring.wired(fleet, clock):
+        yield clock
     fleet.close()
 
 
-def executions(sfn, arn: str) -> list[dict]:
-    for _ in range(100):
-        found = sfn.list_executions(stateMachineArn=arn)["executions"]
-        if found and all(e["status"] != "RUNNING" for e in found):
-            return [sfn.describe_execution(executionArn=e["executionArn"]) for e in found]
-        time.sleep(0.02)
-    raise AssertionError("no execution ended")
+def executions(clock: VirtualClock, sfn, arn: str) -> list[dict]:
+    """Every execution of the state machine, once none is left running."""
+    assert clock.run_until(lambda: not clock.parked(), "the executions to end", within=3600)
+    found = sfn.list_executions(stateMachineArn=arn)["executions"]
+    return [sfn.describe_execution(executionArn=e["executionArn"]) for e in found]
 
 
-def test_a_matching_event_starts_the_target_with_its_transformed_input(aws) -> None:
+def test_a_matching_event_starts_the_target_with_its_transformed_input(clock) -> None:
     sfn, events = boto3.client("stepfunctions"), boto3.client("events")
     arn = sfn.create_state_machine(name="m", definition=json.dumps(DEFINITION), roleArn=ROLE)["stateMachineArn"]
     events.put_rule(Name="r", EventPattern=json.dumps({"source": ["updraft"], "detail": {"variant": ["aws-ecs-2"]}}))
@@ -50,7 +47,7 @@ def test_a_matching_event_starts_the_target_with_its_transformed_input(aws) -> N
     events.put_events(Entries=[{**entry, "Detail": json.dumps({"variant": "aws-k8s-1.31", "version": "1.26.1"})}])
     events.put_events(Entries=[{**entry, "Detail": json.dumps({"variant": "aws-ecs-2", "version": "1.26.1"})}])
 
-    (execution,) = executions(sfn, arn)
+    (execution,) = executions(clock, sfn, arn)
     assert json.loads(execution["input"]) == {"group": "prod", "target_version": "1.26.1"}
 
 

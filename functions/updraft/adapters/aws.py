@@ -1,6 +1,14 @@
-"""boto3 clients with botocore's standard retry mode (backoff with jitter on throttling)."""
+"""boto3 clients with botocore's standard retry mode (backoff with jitter on throttling), made once per runtime.
+
+Making a client costs more than most of a step's calls (its service model is built each time), so a warm
+invocation reuses the clients of the last one, as AWS advises for Lambda. They belong to the runtime's default
+session: a new default session (a test's fresh account) gets clients of its own.
+"""
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -8,9 +16,23 @@ from botocore.config import Config
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
 
 
-def client(service: str):
-    # Created per call: cheap next to the work of a step, and never bound to a stale endpoint.
-    return boto3.client(service, config=RETRIES)
+def client(service: str) -> Any:
+    return _client(boto3._get_default_session(), service)
+
+
+def table(name: str) -> Any:
+    """A DynamoDB table resource."""
+    return _resource(boto3._get_default_session(), "dynamodb").Table(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _client(session: boto3.Session, service: str) -> Any:
+    return session.client(service, config=RETRIES)
+
+
+@functools.lru_cache(maxsize=16)
+def _resource(session: boto3.Session, service: str) -> Any:
+    return session.resource(service, config=RETRIES)
 
 
 def chunks(items: list, size: int) -> list[list]:

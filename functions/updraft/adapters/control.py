@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from boto3.dynamodb.conditions import Key
 
-from updraft.adapters.aws import RETRIES
+from updraft.adapters.aws import table
 from updraft.errors import RolloutNotFound
 
 CONTROL = "CONTROL"
@@ -28,7 +27,7 @@ def _switch_key(group: str | None) -> dict[str, str]:
 
 class Controls:
     def __init__(self, table_name: str) -> None:
-        self.table = boto3.resource("dynamodb", config=RETRIES).Table(table_name)
+        self.table = table(table_name)
 
     # -- kill switches ------------------------------------------------------------------------------
     def engage(self, group: str | None, reason: str, by: str, now: str) -> None:

@@ -11,10 +11,9 @@ import contextlib
 import logging
 from typing import Any
 
-import boto3
 from boto3.dynamodb.conditions import Key
 
-from updraft.adapters.aws import RETRIES
+from updraft.adapters.aws import table
 from updraft.domain.hosts import HostRecord
 from updraft.errors import RolloutNotFound
 
@@ -36,7 +35,7 @@ def wave_prefix(wave: int) -> str:
 
 class Ledger:
     def __init__(self, table_name: str) -> None:
-        self.table = boto3.resource("dynamodb", config=RETRIES).Table(table_name)
+        self.table = table(table_name)
 
     # -- rollouts --------------------------------------------------------------------------------
     def create_rollout(self, rollout: dict[str, Any]) -> None:

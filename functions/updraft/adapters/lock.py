@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import boto3
 from boto3.dynamodb.conditions import Attr
 
-from updraft.adapters.aws import RETRIES, client
+from updraft.adapters.aws import client, table
 
 
 @dataclass(frozen=True)
@@ -18,7 +17,7 @@ class LockState:
 
 class GroupLock:
     def __init__(self, table_name: str) -> None:
-        self.table = boto3.resource("dynamodb", config=RETRIES).Table(table_name)
+        self.table = table(table_name)
         self._conflict = self.table.meta.client.exceptions.ConditionalCheckFailedException
 
     def acquire(self, group: str, execution_id: str, item: dict) -> LockState:

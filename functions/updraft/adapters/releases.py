@@ -11,10 +11,9 @@ import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 from boto3.dynamodb.conditions import Attr, Key
 
-from updraft.adapters.aws import RETRIES
+from updraft.adapters.aws import table
 
 STALE_CLAIM = timedelta(minutes=15)
 
@@ -25,7 +24,7 @@ def _pk(variant: str, arch: str) -> str:
 
 class ReleaseLedger:
     def __init__(self, table_name: str) -> None:
-        self.table = boto3.resource("dynamodb", config=RETRIES).Table(table_name)
+        self.table = table(table_name)
         self._conflict = self.table.meta.client.exceptions.ConditionalCheckFailedException
 
     def record(self, variant: str, arch: str, version: str, fields: dict[str, Any]) -> None:

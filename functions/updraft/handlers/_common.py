@@ -80,13 +80,20 @@ def replayable(handler: Callable[[dict, Any], dict]) -> Callable[[dict, Any], di
     def run(event: dict, context: Any) -> dict:
         if strtobool(os.getenv(IDEMPOTENCY_DISABLED_ENV, "false")):
             return handler(event, context)  # Powertools' own switch, honoured before the table is needed
-        store = DynamoDBPersistenceLayer(
-            table_name=os.environ["LEDGER_TABLE"],
-            key_attr="pk",
-            sort_key_attr="sk",
-            static_pk_value=f"{IDEMPOTENCY_PREFIX}{step}",
-            boto_config=RETRIES,
-        )
+        store = _replay_store(os.environ["LEDGER_TABLE"], step)
         return idempotent(persistence_store=store, config=REPLAY)(handler)(event, context)
 
     return run
+
+
+@functools.cache
+def _replay_store(table_name: str, step: str) -> DynamoDBPersistenceLayer:
+    """One store per step for the life of the runtime: a warm invocation reuses its session and client (making
+    them costs more than the step's own work)."""
+    return DynamoDBPersistenceLayer(
+        table_name=table_name,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value=f"{IDEMPOTENCY_PREFIX}{step}",
+        boto_config=RETRIES,
+    )

@@ -1,0 +1,156 @@
+"""The same seeded simulation twice, once on an idle machine and once with every core saturated, and the two
+outcome records compared exactly.
+
+Each run is a fresh process writing its outcome record (sim.report.outcome_record: how every execution
+ended, every host's recorded state and version, simulated durations, transitions; for the benchmark also
+every figure but wall time). The loaded run starts a bounded CPU hog first: one busy process per core,
+each stopping by itself after --hog-limit seconds at most. The two runs also use different hash seeds
+(PYTHONHASHSEED), so an outcome that hung on the order of a set would show too.
+
+Run: `.venv/bin/python bench/load_compare.py demo bench:100 bench:1000` (exit 1 if any pair differs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def job_command(job: str, record: Path, seed: int) -> list[str]:
+    """`demo` (the demo's three acts) or `bench:N` (the benchmark's rollout of N hosts, one at a time off)."""
+    if job == "demo":
+        return [sys.executable, "-m", "sim.demo", "--seed", str(seed), "--record", str(record)]
+    if job.startswith("bench:"):
+        size = job.removeprefix("bench:")
+        script = str(ROOT / "bench" / "rollout_bench.py")
+        return [
+            sys.executable,
+            script,
+            "--sizes",
+            size,
+            "--seed",
+            str(seed),
+            "--serial-max",
+            "0",
+            "--record",
+            str(record),
+        ]
+    raise SystemExit(f"unknown job {job!r}: demo or bench:<hosts>")
+
+
+def _spin(until: float) -> None:
+    while time.monotonic() < until:
+        pass
+
+
+class Hog:
+    """One busy process per core, each ending by itself at `limit` seconds (or when stopped)."""
+
+    def __init__(self, limit: float) -> None:
+        until = time.monotonic() + limit
+        self.processes = [
+            multiprocessing.Process(target=_spin, args=(until,), daemon=True) for _ in range(os.cpu_count() or 1)
+        ]
+
+    def __enter__(self) -> Hog:
+        for process in self.processes:
+            process.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
+            process.terminate()
+            process.join()
+
+
+def run(job: str, seed: int, hash_seed: int, loaded: bool, hog_limit: float) -> tuple[dict[str, Any], float]:
+    with tempfile.TemporaryDirectory() as scratch:
+        record = Path(scratch) / "record.json"
+        env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
+        started = time.monotonic()
+        hog = Hog(hog_limit) if loaded else None
+        try:
+            if hog:
+                hog.__enter__()
+            done = subprocess.run(job_command(job, record, seed), cwd=ROOT, env=env, capture_output=True, text=True)
+        finally:
+            if hog:
+                hog.__exit__()
+        if done.returncode != 0 or not record.exists():
+            raise SystemExit(f"{job} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return json.loads(record.read_text()), time.monotonic() - started
+
+
+def differences(first: Any, second: Any, path: str = "") -> list[str]:
+    """Where two records differ, as paths into them."""
+    if isinstance(first, dict) and isinstance(second, dict):
+        found = []
+        for key in sorted(set(first) | set(second)):
+            if key not in first or key not in second:
+                found.append(f"{path}/{key}: only in {'the second' if key not in first else 'the first'}")
+            else:
+                found += differences(first[key], second[key], f"{path}/{key}")
+        return found
+    if isinstance(first, list) and isinstance(second, list) and len(first) == len(second):
+        return [
+            d
+            for index, pair in enumerate(zip(first, second, strict=True))
+            for d in differences(*pair, f"{path}[{index}]")
+        ]
+    return [] if first == second else [f"{path}: {first!r} != {second!r}"]
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("jobs", nargs="+", help="demo, bench:100, bench:1000, ...")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--hog-limit", type=float, default=7200, help="seconds the CPU hog may run at most")
+    args = parser.parse_args()
+    failed = False
+    for job in args.jobs:
+        print(f"{job}: idle run (load average {load_average()}) ...", flush=True)
+        idle, idle_wall = run(job, args.seed, hash_seed=0, loaded=False, hog_limit=args.hog_limit)
+        print(f"{job}: loaded run, {os.cpu_count()} busy processes ...", flush=True)
+        loaded, loaded_wall = run(job, args.seed, hash_seed=1, loaded=True, hog_limit=args.hog_limit)
+        found = differences(idle, loaded)
+        executions = sum(len(entry.get("executions", [])) for entry in _outcomes(idle))
+        hosts = sum(len(e["hosts"]) for entry in _outcomes(idle) for e in entry.get("executions", []))
+        verdict = "identical" if not found else f"{len(found)} DIFFERENCES"
+        print(
+            f"{job}: {verdict} ({executions} executions, {hosts} host records, "
+            f"{_virtual(idle) / 60:.1f} simulated min); wall {idle_wall:.0f} s idle, {loaded_wall:.0f} s loaded"
+        )
+        for line in found[:20]:
+            print(f"  {line}")
+        failed |= bool(found)
+    return 1 if failed else 0
+
+
+def _outcomes(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The outcome records in a job's record: the demo's own, or one per benchmark size."""
+    return [record] if "executions" in record else [entry["outcome"] for entry in record.values()]
+
+
+def _virtual(record: dict[str, Any]) -> float:
+    return sum(entry["virtual_seconds"] for entry in _outcomes(record))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
