@@ -514,11 +514,15 @@ def _table(title: str, counts: Counter[str], keys: list[str] | None = None) -> T
     return table
 
 
+COUNTED = ("faults", "outcomes", "host_states", "violations")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1, help="the first run's seed; run i uses seed + i")
     parser.add_argument("--only", type=int, nargs="*", help="run just these seeds (to reproduce a violation)")
+    parser.add_argument("--record", type=Path, help="write the campaign's counts (JSON) to this file")
     args = parser.parse_args()
     # The campaign's own report is the output: the simulated services' logs would drown it.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
@@ -541,6 +545,10 @@ def main() -> None:
             progress.update(task, advance=1, description=f"runs ({bad[0]} with violations)")
 
         totals = campaign(seeds, on_result)
+    if args.record:
+        counts = {name: dict(sorted(getattr(totals, name).items())) for name in COUNTED}
+        failing = {str(seed): found for seed, found in totals.failing_seeds.items()}
+        args.record.write_text(json.dumps({"runs": totals.runs, **counts, "failing_seeds": failing}, indent=1))
     console.print(f"runs: {totals.runs}, wall time {time.perf_counter() - started:.0f} s")
     console.print(_table("faults injected", totals.faults))
     console.print(_table("rollout outcomes", totals.outcomes))

@@ -27,9 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def job_command(job: str, record: Path, seed: int) -> list[str]:
-    """`demo` (the demo's three acts) or `bench:N` (the benchmark's rollout of N hosts, one at a time off)."""
+    """`demo` (the demo's three acts), `bench:N` (the benchmark's rollout of N hosts, one at a time off) or
+    `campaign:N` (N runs of the fault campaign from the seed on: its counts)."""
     if job == "demo":
         return [sys.executable, "-m", "sim.demo", "--seed", str(seed), "--record", str(record)]
+    if job.startswith("campaign:"):
+        runs = job.removeprefix("campaign:")
+        script = str(ROOT / "bench" / "fault_campaign.py")
+        return [sys.executable, script, "--runs", runs, "--seed", str(seed), "--record", str(record)]
     if job.startswith("bench:"):
         size = job.removeprefix("bench:")
         script = str(ROOT / "bench" / "rollout_bench.py")
@@ -130,26 +135,23 @@ def main() -> int:
         print(f"{job}: loaded run, {os.cpu_count()} busy processes ...", flush=True)
         loaded, loaded_wall = run(job, args.seed, hash_seed=1, loaded=True, hog_limit=args.hog_limit)
         found = differences(idle, loaded)
-        executions = sum(len(entry.get("executions", [])) for entry in _outcomes(idle))
-        hosts = sum(len(e["hosts"]) for entry in _outcomes(idle) for e in entry.get("executions", []))
         verdict = "identical" if not found else f"{len(found)} DIFFERENCES"
-        print(
-            f"{job}: {verdict} ({executions} executions, {hosts} host records, "
-            f"{_virtual(idle) / 60:.1f} simulated min); wall {idle_wall:.0f} s idle, {loaded_wall:.0f} s loaded"
-        )
+        print(f"{job}: {verdict} ({_summary(idle)}); wall {idle_wall:.0f} s idle, {loaded_wall:.0f} s loaded")
         for line in found[:20]:
             print(f"  {line}")
         failed |= bool(found)
     return 1 if failed else 0
 
 
-def _outcomes(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The outcome records in a job's record: the demo's own, or one per benchmark size."""
-    return [record] if "executions" in record else [entry["outcome"] for entry in record.values()]
-
-
-def _virtual(record: dict[str, Any]) -> float:
-    return sum(entry["virtual_seconds"] for entry in _outcomes(record))
+def _summary(record: dict[str, Any]) -> str:
+    """What a record holds: executions and hosts (the demo, one entry per benchmark size), or campaign runs."""
+    if "runs" in record:
+        return f"{record['runs']} runs, {sum(record['host_states'].values())} host records"
+    outcomes = [record] if "executions" in record else [entry["outcome"] for entry in record.values()]
+    executions = sum(len(entry["executions"]) for entry in outcomes)
+    hosts = sum(len(e["hosts"]) for entry in outcomes for e in entry["executions"])
+    minutes = sum(entry["virtual_seconds"] for entry in outcomes) / 60
+    return f"{executions} executions, {hosts} host records, {minutes:.1f} simulated min"
 
 
 if __name__ == "__main__":

@@ -135,11 +135,27 @@ def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None =
         yield
 
 
-def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> list[Any]:
+@contextlib.contextmanager
+def scheduled(clock: VirtualClock) -> Iterator[None]:
+    """Only the scheduler's part: executions as actors on virtual time, named from the seed (for tests of the
+    state machine's routing that bring their own Lambda answers)."""
+    with contextlib.ExitStack() as stack:
+        for patcher in _scheduled(clock):
+            stack.enter_context(patcher)
+        yield
+
+
+def _scheduled(clock: VirtualClock) -> list[Any]:
     return [
         *_virtual_time(clock),
-        mock.patch.object(LambdaFunction, "_invoke_lambda", _in_process_invoker(clock, lambda_env)),
         mock.patch.object(parser_models.StepFunctionsParserBackend, "start_execution", _named_start(clock)),
+    ]
+
+
+def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> list[Any]:
+    return [
+        *_scheduled(clock),
+        mock.patch.object(LambdaFunction, "_invoke_lambda", _in_process_invoker(clock, lambda_env)),
         *_ssm(fleet),
         *_ec2(fleet),
         *_cloudformation(),
