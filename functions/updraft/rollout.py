@@ -16,12 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from updraft.adapters import alarms, ec2, ecs, executions, lifecycle, ssm
+from updraft.adapters import ec2, ecs, executions, ssm
 from updraft.adapters.aws import chunks
-from updraft.adapters.control import Controls
-from updraft.adapters.ledger import Ledger
-from updraft.adapters.lock import GroupLock
-from updraft.adapters.releases import ReleaseLedger
+from updraft.adapters.aws_ports import aws_ports
 from updraft.config import GroupPolicy, RollbackScope, RolloutRequest
 from updraft.domain.eligibility import Eligibility, decide
 from updraft.domain.eligibility import Verdict as Eligible
@@ -53,6 +50,7 @@ from updraft.domain.waves import Candidate
 from updraft.domain.waves import plan_waves as split_into_waves
 from updraft.domain.windows import next_start
 from updraft.errors import InvalidRolloutRequest, RollbackRefused, RolloutNotFound
+from updraft.ports import OperatorControls, Ports, RolloutLedger
 from updraft.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -83,8 +81,12 @@ def _policy(meta: dict[str, Any]) -> GroupPolicy:
     return GroupPolicy.model_validate_json(meta["policy"])
 
 
-def _tell(kind: Kind, rollout: Rollout, now: datetime, **data: Any) -> None:
-    lifecycle.publish([detail(kind, rollout.as_state(), now.isoformat(), **data)])
+def _ports(env: Settings) -> Ports:
+    return env.ports or aws_ports(env.ledger_table, env.lock_table)
+
+
+def _tell(ports: Ports, kind: Kind, rollout: Rollout, now: datetime, **data: Any) -> None:
+    ports.events.publish([detail(kind, rollout.as_state(), now.isoformat(), **data)])
 
 
 def _state(rollout: Rollout, wave: int, **progress: Any) -> dict[str, Any]:
@@ -111,10 +113,11 @@ def _validated(env: Settings, request: Any) -> tuple[RolloutRequest, GroupPolicy
 def check_release(env: Settings, request: Any, execution_id: str, now: datetime) -> dict[str, Any]:
     """May this announced release start the group's rollout now, later, or never?"""
     valid, policy = _validated(env, request)
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     leader = ledger.group_outcome(policy.follows, valid.target_version) if policy.follows else None
     decision = decide(policy, valid.target_version, valid.released_at or now, now, leader)
-    if ReleaseLedger(env.ledger_table).withdrawn(policy.variant, policy.arch, valid.target_version):
+    if ports.releases.withdrawn(policy.variant, policy.arch, valid.target_version):
         decision = Eligibility(Eligible.SKIP, f"{valid.target_version} was withdrawn")
     result: dict[str, Any] = {"request": request, "verdict": str(decision.verdict), "reason": decision.reason}
     if decision.verdict is Eligible.WAIT:
@@ -129,14 +132,15 @@ def check_release(env: Settings, request: Any, execution_id: str, now: datetime)
 
 def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now: datetime) -> dict[str, Any]:
     valid, policy = _validated(env, request)
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     undoing = _undoable(ledger, valid.group, valid.rollback_of, policy, now) if valid.rollback_of else None
     target = valid.target_version or _common_previous_version(undoing or [])
     rollout = Rollout(rollout_id, valid.group, target)
     if undoing:
         # Undoing a bad release is urgent, and its alarms may well be firing: no alarm gate, bake or window.
         policy = policy.model_copy(update={"alarms": None, "bake_seconds": 0, "maintenance_window": None})
-    lock = GroupLock(env.lock_table).acquire(
+    lock = ports.locks.acquire(
         valid.group,
         execution_id,
         {"rollout_id": rollout_id, "target_version": valid.target_version, "acquired_at": now.isoformat()},
@@ -162,7 +166,9 @@ def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now
 UNDOABLE = frozenset({"succeeded", "halted"})
 
 
-def _undoable(ledger: Ledger, group: str, rollout_id: str, policy: GroupPolicy, now: datetime) -> list[HostRecord]:
+def _undoable(
+    ledger: RolloutLedger, group: str, rollout_id: str, policy: GroupPolicy, now: datetime
+) -> list[HostRecord]:
     """The hosts a finished rollout updated, if it may still be rolled back; else a named refusal."""
     try:
         meta = ledger.rollout(rollout_id)
@@ -193,7 +199,8 @@ def _common_previous_version(hosts: list[HostRecord]) -> str:
 
 # -- inventory and plan -------------------------------------------------------------------------------
 def start_inventory(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     meta = ledger.rollout(rollout.rollout_id)
     instances = ec2.running_group_instances(meta["tag_key"], rollout.group)
     connected = ssm.online(list(instances))
@@ -209,7 +216,8 @@ def start_inventory(env: Settings, rollout: Rollout, now: datetime) -> dict[str,
 
 
 def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
     if "planned_hosts" in meta:  # planned by an earlier attempt: its hosts may have moved on since
@@ -266,12 +274,12 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
         skipped_hosts=skipped_count,
     )
     started = {"requested_by": meta["requested_by"], "planned_hosts": len(records), "skipped_hosts": skipped_count}
-    _tell(Kind.ROLLOUT_STARTED, rollout, now, **started, wave_sizes=sizes, rollback_of=meta.get("rollback_of"))
+    _tell(ports, Kind.ROLLOUT_STARTED, rollout, now, **started, wave_sizes=sizes, rollback_of=meta.get("rollback_of"))
     progress = {"done": True, "wave_count": len(waves), "next_poll_seconds": policy.poll_interval_seconds}
     return {"rollout": rollout.as_state(), "wave": 0, "progress": progress}
 
 
-def _rollback_targets(ledger: Ledger, meta: dict[str, Any]) -> dict[str, tuple[str, str]]:
+def _rollback_targets(ledger: RolloutLedger, meta: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """For a rollback: each host the undone rollout updated -> (the version it took, the one it left)."""
     hosts = ledger.all_hosts(meta["rollback_of"])
     return {h.instance_id: (h.target_version, h.previous_version) for h in hosts if h.state is HostState.UPDATED}
@@ -316,12 +324,13 @@ def _skipped(instance_id: str, az: str, reason: str) -> dict[str, str]:
 # -- waves ----------------------------------------------------------------------------------------------
 def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
     """Start the wave if nothing holds it back: the first of its hosts' steps (drain, or apply) is sent."""
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
     # An earlier attempt of this step may have recorded sends it never finished: they go out (once) first.
     hosts = _resume_sends(env, ledger, ledger.wave_hosts(rollout.rollout_id, wave), policy)
-    held = _held_back(env, ledger, meta, policy, rollout, wave, now)
+    held = _held_back(ports, meta, policy, rollout, wave, now)
     if held:
         return held
     pending = [host for host in hosts if host.state is HostState.PENDING]
@@ -341,13 +350,14 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
         rollout.rollout_id, current_wave=wave, status="rolling-out", waiting_reason="", wave_started_at=now.isoformat()
     )
     # Every host of a wave is pending when it starts: the count stays the same when a retry finds it started.
-    _tell(Kind.WAVE_STARTED, rollout, now, wave=wave, hosts=len(hosts))
+    _tell(ports, Kind.WAVE_STARTED, rollout, now, wave=wave, hosts=len(hosts))
     progress = {"verdict": "go", "done": False, "next_poll_seconds": first_poll_seconds(policy), "sent": len(started)}
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
 
 def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: datetime) -> dict[str, Any]:
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
     in_wave = scope == "wave"
@@ -359,7 +369,7 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
     # Write only what moved: most polls find most hosts where they were.
     moved = [step for step, host in zip(steps, active, strict=True) if step.action or step.record != host]
     changed = _carry_out(env, ledger, moved, policy, now)
-    _tell_rolled_back(rollout, changed, now)
+    _tell_rolled_back(ports, rollout, changed, now)
     current = {host.instance_id: host for host in hosts} | {host.instance_id: host for host in changed}
     records = list(current.values())
     progress: dict[str, Any] = {
@@ -369,15 +379,15 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
         "next_poll_seconds": next_poll_seconds(records, policy, now),
     }
     if in_wave and policy.alarms:
-        meta = _watch_alarms(ledger, meta, policy, wave, now)
+        meta = _watch_alarms(ports, meta, policy, wave, now)
     if progress["done"] and in_wave:
-        progress.update(_gate_wave(ledger, meta, policy, rollout, wave, records, now))
+        progress.update(_gate_wave(ports, meta, policy, rollout, wave, records, now))
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
 
-def _tell_rolled_back(rollout: Rollout, changed: list[HostRecord], now: datetime) -> None:
+def _tell_rolled_back(ports: Ports, rollout: Rollout, changed: list[HostRecord], now: datetime) -> None:
     rolled_back = [host for host in changed if host.state is HostState.ROLLED_BACK]
-    lifecycle.publish(
+    ports.events.publish(
         [
             detail(
                 Kind.HOST_ROLLED_BACK,
@@ -394,18 +404,16 @@ def _tell_rolled_back(rollout: Rollout, changed: list[HostRecord], now: datetime
     )
 
 
-def _watch_alarms(
-    ledger: Ledger, meta: dict[str, Any], policy: GroupPolicy, wave: int, now: datetime
-) -> dict[str, Any]:
+def _watch_alarms(ports: Ports, meta: dict[str, Any], policy: GroupPolicy, wave: int, now: datetime) -> dict[str, Any]:
     """An alarm that fires while a wave runs fails the wave, even if it is OK again when the wave ends."""
     tripped = meta.get("alarm_tripped") or {}
     if int(tripped.get("wave", -1)) == wave:
         return meta
-    firing = alarms.firing(policy.alarms)  # type: ignore[arg-type]
+    firing = ports.alarms.firing(policy.alarms)  # type: ignore[arg-type]
     if not firing:
         return meta
     tripped = {"wave": wave, "alarms": firing, "at": now.isoformat()}
-    ledger.update_rollout(meta["rollout_id"], alarm_tripped=tripped)
+    ports.ledger.update_rollout(meta["rollout_id"], alarm_tripped=tripped)
     return {**meta, "alarm_tripped": tripped}
 
 
@@ -415,7 +423,7 @@ def _wave_seconds(meta: dict[str, Any], now: datetime) -> int:
 
 
 def _gate_wave(
-    ledger: Ledger,
+    ports: Ports,
     meta: dict[str, Any],
     policy: GroupPolicy,
     rollout: Rollout,
@@ -448,15 +456,15 @@ def _gate_wave(
     elif result.verdict is not Verdict.HALT and (policy.bake_seconds or policy.alarms):
         until = now + timedelta(seconds=policy.bake_seconds)
         bake = {"wave": wave, "until": until.isoformat(), "then": verdict}
-        ledger.update_rollout(meta["rollout_id"], status="baking", bake=bake, bake_until=until.isoformat())
-        _record_wave(ledger, meta, results, wave, result.wave_failures, "baking", result.reason)
+        ports.ledger.update_rollout(meta["rollout_id"], status="baking", bake=bake, bake_until=until.isoformat())
+        _record_wave(ports.ledger, meta, results, wave, result.wave_failures, "baking", result.reason)
         return {
             "verdict": "bake",
             "reason": result.reason,
             "failures": result.total_failures,
             "next_poll_seconds": _bake_poll(policy, now, until),
         }
-    seconds = _finish_wave(ledger, meta, rollout, results, wave, result.wave_failures, verdict, result.reason, now)
+    seconds = _finish_wave(ports, meta, rollout, results, wave, result.wave_failures, verdict, result.reason, now)
     return {
         "verdict": verdict,
         "reason": result.reason,
@@ -470,7 +478,7 @@ def _wave_results(meta: dict[str, Any]) -> dict[int, dict[str, Any]]:
 
 
 def _record_wave(
-    ledger: Ledger,
+    ledger: RolloutLedger,
     meta: dict[str, Any],
     results: dict[int, dict[str, Any]],
     wave: int,
@@ -486,7 +494,7 @@ def _record_wave(
 
 
 def _finish_wave(
-    ledger: Ledger,
+    ports: Ports,
     meta: dict[str, Any],
     rollout: Rollout,
     results: dict[int, dict[str, Any]],
@@ -497,9 +505,10 @@ def _finish_wave(
     now: datetime,
 ) -> int:
     """Record the wave's verdict and tell it; returns how long the wave took, bake included."""
-    _record_wave(ledger, meta, results, wave, failures, verdict, reason)
+    _record_wave(ports.ledger, meta, results, wave, failures, verdict, reason)
     seconds = _wave_seconds(meta, now)
     _tell(
+        ports,
         Kind.WAVE_FINISHED,
         rollout,
         now,
@@ -524,14 +533,15 @@ def _bake_poll(policy: GroupPolicy, now: datetime, until: datetime) -> int:
 
 
 def bake(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
     baking = meta["bake"]
     results = _wave_results(meta)
     failures = int(results.get(wave, {}).get("failures", 0))
     total = sum(int(result["failures"]) for result in results.values())
-    firing = alarms.firing(policy.alarms) if policy.alarms else []
+    firing = ports.alarms.firing(policy.alarms) if policy.alarms else []
     until = datetime.fromisoformat(baking["until"])
     if firing:
         verdict, reason = "halt", f"alarm {', '.join(firing)} went to ALARM while wave {wave} baked"
@@ -541,7 +551,7 @@ def bake(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
         verdict, reason = baking["then"], f"wave {wave} baked {policy.bake_seconds} s with its alarms OK"
     else:
         return _state(rollout, wave, verdict="bake", failures=total, next_poll_seconds=_bake_poll(policy, now, until))
-    duration = _finish_wave(ledger, meta, rollout, results, wave, failures, verdict, reason, now)
+    duration = _finish_wave(ports, meta, rollout, results, wave, failures, verdict, reason, now)
     if verdict != "halt":
         ledger.update_rollout(rollout.rollout_id, status="rolling-out")
     return _state(rollout, wave, verdict=verdict, reason=reason, failures=total, wave_duration_seconds=duration)
@@ -552,28 +562,28 @@ CONTROL_RECHECK_SECONDS = 60
 
 
 def _held_back(
-    env: Settings, ledger: Ledger, meta: dict[str, Any], policy: GroupPolicy, rollout: Rollout, wave: int, now: datetime
+    ports: Ports, meta: dict[str, Any], policy: GroupPolicy, rollout: Rollout, wave: int, now: datetime
 ) -> dict[str, Any] | None:
     """Why the wave may not start now (abort, kill switch, pause, window), as the step's result; None to go."""
     if wave == 0 and policy.alarms:
-        alarms.check_exist(policy.alarms)  # a gate watching nothing must not pass a rollout
+        ports.alarms.check_exist(policy.alarms)  # a gate watching nothing must not pass a rollout
     if meta.get("abort_requested"):
         return _state(rollout, wave, verdict="abort", reason=_abort_reason(meta))
-    _announce_pause(ledger, meta, rollout, now)
-    hold = _hold(env, meta, policy, rollout, now)
+    _announce_pause(ports, meta, rollout, now)
+    hold = _hold(ports.controls, meta, policy, rollout, now)
     if hold:
         reason, seconds = hold
         if meta.get("waiting_reason") != reason:
-            ledger.update_rollout(rollout.rollout_id, status="waiting", waiting_reason=reason)
+            ports.ledger.update_rollout(rollout.rollout_id, status="waiting", waiting_reason=reason)
         return _state(rollout, wave, verdict="wait", reason=reason, wait_seconds=seconds)
     return None
 
 
 def _hold(
-    env: Settings, meta: dict[str, Any], policy: GroupPolicy, rollout: Rollout, now: datetime
+    controls: OperatorControls, meta: dict[str, Any], policy: GroupPolicy, rollout: Rollout, now: datetime
 ) -> tuple[str, int] | None:
     """Why the next wave may not start yet, and when to look again; None if it may start now."""
-    switch = Controls(env.ledger_table).kill_switch_for(rollout.group)
+    switch = controls.kill_switch_for(rollout.group)
     if switch:
         scope = "global" if switch["sk"] == "GLOBAL" else "group"
         return f"{scope} kill switch engaged by {switch.get('by')}: {switch.get('reason')}", CONTROL_RECHECK_SECONDS
@@ -589,15 +599,15 @@ def _hold(
     return None
 
 
-def _announce_pause(ledger: Ledger, meta: dict[str, Any], rollout: Rollout, now: datetime) -> None:
+def _announce_pause(ports: Ports, meta: dict[str, Any], rollout: Rollout, now: datetime) -> None:
     """Tell once that a rollout paused, and once that it resumed."""
     paused, announced = bool(meta.get("paused")), bool(meta.get("pause_announced"))
     if paused == announced:
         return
-    ledger.update_rollout(rollout.rollout_id, pause_announced=paused)
+    ports.ledger.update_rollout(rollout.rollout_id, pause_announced=paused)
     request = (meta.get("pause") if paused else meta.get("resumed")) or {}
     kind = Kind.ROLLOUT_PAUSED if paused else Kind.ROLLOUT_RESUMED
-    _tell(kind, rollout, now, by=request.get("by"), reason=request.get("reason", ""))
+    _tell(ports, kind, rollout, now, by=request.get("by"), reason=request.get("reason", ""))
 
 
 def _abort_reason(meta: dict[str, Any]) -> str:
@@ -607,7 +617,8 @@ def _abort_reason(meta: dict[str, Any]) -> str:
 
 def abort(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
     """Start no more waves; hosts already done stay as they are (in-flight ones finished before this)."""
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     meta = ledger.rollout(rollout.rollout_id)
     reason = _abort_reason(meta)
     hosts = ledger.all_hosts(rollout.rollout_id)
@@ -621,7 +632,8 @@ def abort(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str
 
 def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
     """Start no more waves: skip the hosts not yet started; roll back the rollback scope."""
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     meta = ledger.rollout(rollout.rollout_id)
     policy = _policy(meta)
     hosts = _resume_sends(env, ledger, ledger.all_hosts(rollout.rollout_id), policy)
@@ -651,8 +663,9 @@ def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
 def withdraw(env: Settings, variant: str, arch: str, version: str, now: datetime) -> list[str]:
     """A release was pulled: flag the running rollouts to it; each halts at its next gate."""
     groups = {g.name for g in env.config.groups if (g.variant, g.arch) == (variant, arch)}
-    ledger, flagged = Ledger(env.ledger_table), []
-    for lock in GroupLock(env.lock_table).held():
+    ports, flagged = _ports(env), []
+    ledger = ports.ledger
+    for lock in ports.locks.held():
         if lock["group"] in groups and lock.get("target_version") == version:
             ledger.update_rollout(lock["rollout_id"], withdrawn=True, withdrawn_at=now.isoformat())
             flagged.append(lock["rollout_id"])
@@ -662,8 +675,9 @@ def withdraw(env: Settings, variant: str, arch: str, version: str, now: datetime
 def rollback_on_alarm(env: Settings, alarm_name: str, now: datetime) -> list[str]:
     """Roll back the latest rollout of each group that watches `alarm_name`, if it succeeded within the
     group's rollback window and no rollout of the group runs now. Returns the rollouts rolled back."""
-    ledger, locks, started = Ledger(env.ledger_table), GroupLock(env.lock_table), []
-    held = {lock["group"] for lock in locks.held()}
+    ports, started = _ports(env), []
+    ledger = ports.ledger
+    held = {lock["group"] for lock in ports.locks.held()}
     for policy in env.config.groups:
         if not policy.alarms or not policy.rollback_window_hours or policy.name in held:
             continue
@@ -692,7 +706,8 @@ def _in_scope(host: HostRecord, scope: RollbackScope, wave: int) -> bool:
 
 
 def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any] | None) -> dict[str, Any]:
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     meta = ledger.rollout(rollout.rollout_id)
     if "finished_at" in meta:
         return _recorded_end(rollout, meta)  # a replay, or the execution's end was settled first
@@ -711,7 +726,7 @@ def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any]
         return _recorded_end(rollout, ledger.rollout(rollout.rollout_id))
     _record_group_outcome(ledger, meta, rollout, outcome, now)
     reason = fields.get("error") or meta.get("halt_reason") or ""
-    _tell(OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=reason)
+    _tell(ports, OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=reason)
     return {"rollout": rollout.as_state(), "outcome": outcome, "summary": summary}
 
 
@@ -720,7 +735,9 @@ def _recorded_end(rollout: Rollout, meta: dict[str, Any]) -> dict[str, Any]:
     return {"rollout": rollout.as_state(), "outcome": meta["status"], "summary": summary}
 
 
-def _record_group_outcome(ledger: Ledger, meta: dict[str, Any], rollout: Rollout, outcome: str, now: datetime) -> None:
+def _record_group_outcome(
+    ledger: RolloutLedger, meta: dict[str, Any], rollout: Rollout, outcome: str, now: datetime
+) -> None:
     """What a group that follows this one waits for. A rollback that went through marks the version it
     undid as rolled back, so that followers skip it."""
     undone = meta.get("rollback_of")
@@ -735,7 +752,8 @@ def settle(env: Settings, rollout: Rollout, execution_id: str, status: str, now:
     """An execution ended outside its own error handling (stopped, timed out): record every host it
     left in flight and release the group's lock if the execution still holds it. The rollout is closed
     first: a step of the execution still running can then write no host (nor send to one) after this."""
-    ledger = Ledger(env.ledger_table)
+    ports = _ports(env)
+    ledger = ports.ledger
     meta = ledger.rollout(rollout.rollout_id)
     cause = f"the execution ended {status}"
     outcome = {"ABORTED": "aborted", "TIMED_OUT": "timed-out"}.get(status, "failed")
@@ -744,15 +762,15 @@ def settle(env: Settings, rollout: Rollout, execution_id: str, status: str, now:
         _close_hosts(ledger, rollout, cause, now)
         _record_group_outcome(ledger, meta, rollout, outcome, now)
         summary = dict(Counter(str(host.state) for host in ledger.all_hosts(rollout.rollout_id)))
-        _tell(OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=cause)
-    released = GroupLock(env.lock_table).release(rollout.group, execution_id)
+        _tell(ports, OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=cause)
+    released = ports.locks.release(rollout.group, execution_id)
     return {"rollout": rollout.as_state(), "already_recorded": not closed, "lock_released": released}
 
 
 CLOSE_ROUNDS = 5
 
 
-def _close_hosts(ledger: Ledger, rollout: Rollout, cause: str, now: datetime) -> None:
+def _close_hosts(ledger: RolloutLedger, rollout: Rollout, cause: str, now: datetime) -> None:
     """Write every host a last time, marked closed, those in flight abandoned. A host a running step wrote
     meanwhile is read again and closed on the next round; once closed, no step writes it."""
     hosts = ledger.all_hosts(rollout.rollout_id)
@@ -765,7 +783,7 @@ def _close_hosts(ledger: Ledger, rollout: Rollout, cause: str, now: datetime) ->
 
 
 def _put_abandoned(
-    ledger: Ledger, hosts: list[HostRecord], cause: str, now: datetime, closing_at: str | None = None
+    ledger: RolloutLedger, hosts: list[HostRecord], cause: str, now: datetime, closing_at: str | None = None
 ) -> list[HostRecord]:
     """Write each host a last time, those in flight abandoned; returns the records written. A host abandoned
     while it drained had nothing applied: once written (so no step still running can move it), its container
@@ -825,7 +843,7 @@ def _observe(hosts: list[HostRecord]) -> dict[str, Observation]:
 
 
 def _carry_out(
-    env: Settings, ledger: Ledger, steps: list[Step], policy: GroupPolicy, now: datetime
+    env: Settings, ledger: RolloutLedger, steps: list[Step], policy: GroupPolicy, now: datetime
 ) -> list[HostRecord]:
     """Record every step, sending each document once per batch of hosts that asked for it. Returns the
     records written: a host another run moved meanwhile is neither written nor acted on."""
@@ -853,7 +871,12 @@ def _carry_out(
 
 
 def _send(
-    env: Settings, ledger: Ledger, records: list[HostRecord], action: SendDocument, policy: GroupPolicy, now: datetime
+    env: Settings,
+    ledger: RolloutLedger,
+    records: list[HostRecord],
+    action: SendDocument,
+    policy: GroupPolicy,
+    now: datetime,
 ) -> list[HostRecord]:
     """Record the intent to send first, under the step's send key; then send to the hosts whose intent was
     written. A retry finds the intent and looks for the command before it sends again (`_resume_sends`)."""
@@ -865,7 +888,7 @@ def _send(
 
 
 def _dispatch(
-    env: Settings, ledger: Ledger, intents: list[HostRecord], action: SendDocument, policy: GroupPolicy, key: str
+    env: Settings, ledger: RolloutLedger, intents: list[HostRecord], action: SendDocument, policy: GroupPolicy, key: str
 ) -> list[HostRecord]:
     """Send the document in batches, recording each batch's command id as soon as it is sent."""
     timeout = policy.apply_timeout_seconds if action.doc in (Doc.APPLY, Doc.ROLLBACK) else 120
@@ -880,7 +903,9 @@ def _dispatch(
     return recorded
 
 
-def _resume_sends(env: Settings, ledger: Ledger, hosts: list[HostRecord], policy: GroupPolicy) -> list[HostRecord]:
+def _resume_sends(
+    env: Settings, ledger: RolloutLedger, hosts: list[HostRecord], policy: GroupPolicy
+) -> list[HostRecord]:
     """The hosts, with every send an earlier attempt recorded but did not finish carried out: the command
     its key names is recorded if SSM has it, else the document is sent now (once, under the same key)."""
     pending: dict[tuple[str, SendDocument], list[HostRecord]] = defaultdict(list)
@@ -905,7 +930,7 @@ _CONTAINER_STATES = frozenset({HostState.DRAINING, HostState.ACTIVATING, HostSta
 
 
 def _drain_wave(
-    env: Settings, ledger: Ledger, ready: list[HostRecord], cluster: str, policy: GroupPolicy, now: datetime
+    env: Settings, ledger: RolloutLedger, ready: list[HostRecord], cluster: str, policy: GroupPolicy, now: datetime
 ) -> list[HostRecord]:
     """Drain the wave's container instances, then look once: a host with nothing to drain is applied now."""
     found = ecs.container_instances(cluster, [host.instance_id for host in ready]) if ready else {}
@@ -948,7 +973,7 @@ def _look_at_containers(hosts: list[HostRecord]) -> dict[str, Any]:
     return views
 
 
-def _set_container_states(ledger: Ledger, records: list[HostRecord], status: str) -> list[HostRecord]:
+def _set_container_states(ledger: RolloutLedger, records: list[HostRecord], status: str) -> list[HostRecord]:
     """One batched state change per cluster, each record written right after its cluster's call."""
     written: list[HostRecord] = []
     for cluster, members in _by_cluster(records):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from updraft.config import UpdraftConfig
 from updraft.domain.hosts import Doc
+from updraft.ports import Ports
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class Settings:
     trust_bucket: str = ""
     trusted_root_parameter: str = ""
     state_machine_arn: str = ""  # rollbacks started by an alarm
+    # The ledger, locks, controls, releases, events and alarms the steps use; None: on AWS, the tables above.
+    ports: Ports | None = field(default=None, compare=False)
 
 
 def _settings_from(environ: dict[str, str]) -> Settings:

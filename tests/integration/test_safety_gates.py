@@ -270,15 +270,6 @@ def test_abort_mid_wave_lets_the_wave_finish_then_starts_no_more(world):
     assert world.lock_holder("plain") is None
 
 
-def test_requests_on_a_rollout_that_is_not_running_are_refused(world):
-    from updraft.errors import RolloutNotFound
-
-    world.launch("plain", 1)
-    done = world.rollout("plain", NEW)
-    with pytest.raises(RolloutNotFound):
-        controls(world).pause(done.name, "too late", "carol", world.clock.now().isoformat())
-
-
 # -- rollback window ------------------------------------------------------------------------------------
 def test_an_operator_rolls_a_finished_rollout_back_inside_its_window(world):
     ids = world.launch("gated", 3)
@@ -295,18 +286,6 @@ def test_an_operator_rolls_a_finished_rollout_back_inside_its_window(world):
     assert world.rollout_record(done.name)["rolled_back_by"] == undo.name
     again = world.rollout("gated", None, rollback_of=done.name)
     assert again.error == "Updraft.RollbackRefused"  # once is enough
-
-
-def test_a_rollback_after_the_window_closed_is_refused(world):
-    world.launch("gated", 1)
-    world.alarm(ALARM)
-    done = world.rollout("gated", NEW)
-    world.clock.advance(7 * 3600)  # the window is six hours
-
-    refused = world.rollout("gated", None, rollback_of=done.name)
-
-    assert refused.error == "Updraft.RollbackRefused"
-    assert world.versions() == dict.fromkeys(world.fleet.hosts, NEW)
 
 
 def test_an_alarm_inside_the_window_rolls_the_finished_rollout_back(world, template):

@@ -103,6 +103,14 @@ def test_a_refused_start_fails_with_its_named_error(machine: Machine, raised: st
     assert "StartInventory" not in run.states
 
 
+def test_an_input_that_is_not_an_object_is_handed_to_the_lock_step_and_rejected(machine: Machine) -> None:
+    run = machine.run("[]", Script().on("acquire_lock", Raise("InvalidRolloutRequest")))
+
+    assert (run.status, run.error) == ("FAILED", "Updraft.InvalidRolloutRequest")
+    assert run.states == ["IsReleaseEvent", "AcquireLock", "Rejected"]
+    assert machine.script.payloads("acquire_lock")[0]["request"] == []
+
+
 def test_a_release_event_waits_for_its_policy_then_starts_with_the_original_request(machine: Machine) -> None:
     event = {**REQUEST, "released_at": "2026-01-05T09:00:00+00:00"}
     script = Script().on(

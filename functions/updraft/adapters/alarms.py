@@ -43,3 +43,10 @@ def check_exist(gate: AlarmGate) -> None:
             missing.append(f"{query['AlarmNamePrefix']}*")
     if missing:
         raise AlarmNotFound(f"the group's alarm gate watches alarms that do not exist: {', '.join(missing)}")
+
+
+class CloudWatchAlarms:
+    """CloudWatch, as the rollout's `AlarmGates` port."""
+
+    firing = staticmethod(firing)
+    check_exist = staticmethod(check_exist)

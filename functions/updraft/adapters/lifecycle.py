@@ -12,6 +12,14 @@ PUT_EVENTS_LIMIT = 10
 logger = Logger(child=True)
 
 
+class LifecycleBus:
+    """The default bus, as the rollout's `LifecycleEvents` port."""
+
+    @staticmethod
+    def publish(details: list[LifecycleDetail]) -> int:
+        return publish(details)
+
+
 def publish(details: list[LifecycleDetail]) -> int:
     """Send the events; returns how many EventBridge refused.
 
