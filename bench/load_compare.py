@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -24,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sim.load import Hog  # noqa: E402
 
 
 def job_command(job: str, record: Path, seed: int) -> list[str]:
@@ -51,31 +53,6 @@ def job_command(job: str, record: Path, seed: int) -> list[str]:
             str(record),
         ]
     raise SystemExit(f"unknown job {job!r}: demo or bench:<hosts>")
-
-
-def _spin(until: float) -> None:
-    while time.monotonic() < until:
-        pass
-
-
-class Hog:
-    """One busy process per core, each ending by itself at `limit` seconds (or when stopped)."""
-
-    def __init__(self, limit: float) -> None:
-        until = time.monotonic() + limit
-        self.processes = [
-            multiprocessing.Process(target=_spin, args=(until,), daemon=True) for _ in range(os.cpu_count() or 1)
-        ]
-
-    def __enter__(self) -> Hog:
-        for process in self.processes:
-            process.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for process in self.processes:
-            process.terminate()
-            process.join()
 
 
 def run(job: str, seed: int, hash_seed: int, loaded: bool, hog_limit: float) -> tuple[dict[str, Any], float]:

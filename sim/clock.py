@@ -108,6 +108,13 @@ class VirtualClock:
                 self._harness, self._current = None, None
                 self._changed.notify_all()
 
+    def rewind(self) -> None:
+        """Back to the start (a new test on the same deployment); only the harness may exist then."""
+        with self._changed:
+            if self._current is not self._harness or len(self._actors) != 1:
+                raise RuntimeError("time goes back only when the harness alone is left")
+            self._elapsed = 0.0
+
     @property
     def failed(self) -> bool:
         return self._failure is not None

@@ -43,6 +43,16 @@ class SimulatedEcs:
         self.boots: dict[str, int] = {}  # container instance ARN -> the host's boot count last seen
         self._lock = threading.RLock()
 
+    def forget(self, backend: EC2ContainerServiceBackend) -> None:
+        """No cluster, container instance or task any more (the next test's account starts without ECS)."""
+        with self._lock:
+            backend.clusters.clear()
+            backend.container_instances.clear()
+            backend.tasks.clear()
+            self.started.clear()
+            self.draining_since.clear()
+            self.boots.clear()
+
     # -- settling ------------------------------------------------------------------------------------
     def settle(self, backend: EC2ContainerServiceBackend) -> None:
         """Bring ECS up to the current virtual time."""

@@ -61,6 +61,7 @@ class Fleet:
     def __init__(self, clock: VirtualClock, repositories: list[Repository], seed: int = 7) -> None:
         self.clock = clock
         self.repositories = {repo.variant: repo for repo in repositories}
+        self.seed = seed
         self.rng = random.Random(seed)
         self.hosts: dict[str, SimHost] = {}
         self.commands: dict[str, SimCommand] = {}
@@ -74,6 +75,17 @@ class Fleet:
 
     def close(self) -> None:
         self.container.close()
+
+    def reset(self) -> None:
+        """No host and no command, and the draws of a new fleet of this seed (a test's fresh account)."""
+        with self._lock:
+            self.hosts.clear()
+            self.commands.clear()
+            self._cursor.clear()
+            self._limits.clear()
+            self.calls.clear()
+            self.throttle_sends = 0
+            self.rng = random.Random(self.seed)
 
     # -- hosts --------------------------------------------------------------------------------------
     def add_host(

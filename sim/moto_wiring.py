@@ -17,6 +17,7 @@ A moto upgrade that moves these internals breaks here and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import logging
@@ -34,6 +35,7 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
+import boto3
 import botocore.endpoint as botocore_endpoint
 import jsonpath_ng
 from aws_lambda_powertools.utilities.idempotency.persistence import base as idempotency_base
@@ -47,7 +49,9 @@ from moto.cloudwatch import models as cloudwatch_models
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
+from moto.ec2 import models as ec2_models
 from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.ecs import models as ecs_models
 from moto.events import models as events_models
 from moto.moto_api._internal import mock_random
 from moto.ssm import models as ssm_models
@@ -56,7 +60,12 @@ from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils as lambda_tasks
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_dynamodb as dynamodb_tasks,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for as moto_boto_client_for
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.utils import TMP_THREADS
@@ -123,16 +132,58 @@ def seed(value: int) -> None:
 
 
 @contextlib.contextmanager
-def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None = None) -> Iterator[None]:
+def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None = None) -> Iterator[Wiring]:
     """Apply every patch for the life of the block."""
     INVOCATIONS.clear()
     with contextlib.ExitStack() as stack:
-        for patcher in _patches(fleet, clock, lambda_env or {}):
+        for patcher in _patches(fleet, clock, {} if lambda_env is None else lambda_env):
             stack.enter_context(patcher)
         stack.enter_context(notifications.wired())  # after the EventBridge patches, which it wraps
-        stack.enter_context(simulated_ecs(fleet, clock))  # ECS's scheduler and agents, in sim/ecs.py
+        ecs = stack.enter_context(simulated_ecs(fleet, clock))  # ECS's scheduler and agents, in sim/ecs.py
         stack.enter_context(faults.injected(fleet))  # terminations and Lambda service errors, in sim/faults.py
-        yield
+        yield Wiring(ecs)
+
+
+@dataclass
+class Wiring:
+    """What the patches keep of the simulated services' state beyond moto's own."""
+
+    ecs: Any  # sim.ecs.SimulatedEcs
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The account as a deployment left it: moto's id generator, and every alarm's state."""
+
+    random_state: Any
+    alarm_states: dict[str, str]
+
+
+def deployed(account: str, region: str) -> Deployed:
+    # Backends are made on first use, and making one draws ids: make those `back_to` reaches now, so that
+    # a test after a reset draws exactly what the first test after the deployment does.
+    for backends in (ssm_models.ssm_backends, ec2_models.ec2_backends, ecs_models.ecs_backends):
+        backends[account][region]
+    alarms = cloudwatch_models.cloudwatch_backends[account][region].alarms
+    return Deployed(mock_random.getstate(), {name: alarm.state_value for name, alarm in alarms.items()})
+
+
+def back_to(deployment: Deployed, wiring: Wiring, account: str, region: str) -> None:
+    """Put the account back as the deployment left it, for the next test: no SSM command, instance, ECS
+    cluster or execution any more, the stack's alarms in their first state, and moto drawing the same ids
+    as it did right after the deployment. moto keeps these in its backends, out of reach of any delete call;
+    what the harness created through the APIs, it deletes itself (World.reset)."""
+    ssm_models.ssm_backends[account][region]._commands.clear()
+    ec2_models.ec2_backends[account][region].reservations.clear()
+    wiring.ecs.forget(ecs_models.ecs_backends[account][region])
+    ecs_models.ecs_backends[account][region].task_definitions.clear()
+    for machine in parser_models.stepfunctions_parser_backends[account][region].state_machines:
+        machine.executions.clear()
+    for name, alarm in cloudwatch_models.cloudwatch_backends[account][region].alarms.items():
+        if name in deployment.alarm_states:
+            alarm.state_value = deployment.alarm_states[name]
+    mock_random.setstate(deployment.random_state)
+    INVOCATIONS.clear()
 
 
 @contextlib.contextmanager
@@ -149,7 +200,18 @@ def _scheduled(clock: VirtualClock) -> list[Any]:
     return [
         *_virtual_time(clock),
         mock.patch.object(parser_models.StepFunctionsParserBackend, "start_execution", _named_start(clock)),
+        # moto's task integrations make a new boto3 client for every task; one per service does (and is faster).
+        *(mock.patch.object(module, "boto_client_for", _task_client) for module in (lambda_tasks, dynamodb_tasks)),
     ]
+
+
+def _task_client(region: str, service: str, state_credentials: Any = None) -> Any:
+    return _cached_task_client(boto3._get_default_session(), region, service)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_task_client(session: Any, region: str, service: str) -> Any:
+    return moto_boto_client_for(region, service)
 
 
 def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> list[Any]:

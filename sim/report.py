@@ -146,9 +146,8 @@ def outcome_record(world: World) -> dict[str, Any]:
     """Everything a run decided, to compare two runs of one seed exactly: how each execution ended, what each
     rollout recorded of itself and of every host, the version every host runs, and when (virtual time) the
     world stood when the record was taken."""
-    arn = world.outputs["RolloutStateMachineArn"]
     executions = []
-    for listed in sorted(world.sfn.list_executions(stateMachineArn=arn)["executions"], key=lambda e: e["name"]):
+    for listed in sorted(world.executions(), key=lambda e: e["name"]):
         ended = world.wait(listed["executionArn"])
         history = world.history(ended.arn)
         meta = world.rollout_record(ended.name)

@@ -44,11 +44,18 @@ def cdk_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def world(template: dict[str, Any]) -> Iterator[World]:
+@pytest.fixture(scope="module")
+def deployment(template: dict[str, Any]) -> Iterator[World]:
     # Quiet Lambdas: they run in this process, and --json must own standard output.
-    with World(template, lambda_log_level="ERROR") as simulated:
-        yield simulated
+    with World(template, lambda_log_level="ERROR") as deployed:
+        yield deployed
+
+
+@pytest.fixture
+def world(deployment: World) -> World:
+    """The module's deployment, as new for each test (World.reset)."""
+    deployment.reset()
+    return deployment
 
 
 class Cli:

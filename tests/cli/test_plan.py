@@ -38,7 +38,7 @@ def test_plan_updates_the_online_bottlerocket_hosts_and_says_why_it_skips_the_ot
     assert plan["estimate"]["worst_case_seconds"] == 3 * (1200 + 900 + 300)
     assert plan["maintenance_window"] is None
     # A dry run: nothing started, no host touched.
-    assert world.sfn.list_executions(stateMachineArn=world.outputs["RolloutStateMachineArn"])["executions"] == []
+    assert world.executions() == []
     assert world.versions() == before
 
 

@@ -132,7 +132,7 @@ def test_rollback_needs_a_succeeded_rollout(world: World, cli: Cli) -> None:
 
     assert result.exit_code == 1
     assert "group 'batch' has no succeeded rollout to roll back" in result.stderr
-    assert world.sfn.list_executions(stateMachineArn=world.outputs["RolloutStateMachineArn"])["executions"] == []
+    assert world.executions() == []
 
 
 def test_rollback_within_the_window_starts_an_undo_and_refuses_once_it_closed(

@@ -40,10 +40,18 @@ def template() -> dict[str, Any]:
     return synthesize(CONFIG)
 
 
+@pytest.fixture(scope="module")
+def deployment(template: dict[str, Any]) -> Iterator[World]:
+    """One deployment of the template per module: deploying costs more than most scenarios."""
+    with World(template) as deployed:
+        yield deployed
+
+
 @pytest.fixture
-def world(template: dict[str, Any]) -> Iterator[World]:
-    with World(template) as simulated:
-        yield simulated
+def world(deployment: World) -> World:
+    """The module's deployment, as new for each test (World.reset)."""
+    deployment.reset()
+    return deployment
 
 
 def waves_of(world: World, ids: list[str], group: str = "web", config: UpdraftConfig = CONFIG) -> list[list[str]]:

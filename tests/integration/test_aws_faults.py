@@ -22,10 +22,10 @@ def template() -> dict[str, Any]:
     return campaign_template()
 
 
-@pytest.fixture
-def world(template: dict[str, Any]) -> Iterator[World]:
-    with World(template, variant=GROUP["variant"]) as simulated:
-        yield simulated
+@pytest.fixture(scope="module")
+def deployment(template: dict[str, Any]) -> Iterator[World]:
+    with World(template, variant=GROUP["variant"]) as deployed:
+        yield deployed
 
 
 def failed_tasks(world: World, arn: str) -> list[str]:

@@ -149,31 +149,39 @@ def replay_every_step(world: World) -> list[tuple[str, dict, Any, Any]]:
     return replays
 
 
-def outcome(world: World, execution: Any) -> dict[str, Any]:
-    """What a rollout decided and recorded, without times or ids that differ from run to run."""
+def outcome(world: World, execution: Any, ids: list[str]) -> dict[str, Any]:
+    """What a rollout decided and recorded, without times or ids that differ from run to run (hosts by the
+    order they were launched in)."""
     records = world.host_records(execution.name)
     meta = world.rollout_record(execution.name)
+    launched = {instance_id: index for index, instance_id in enumerate(ids)}
+
+    def by_launch(per_host: dict[str, Any]) -> dict[int, Any]:
+        return {launched[i]: value for i, value in per_host.items()}
+
     return {
         "status": execution.status,
         "error": execution.error,
-        "hosts": {i: (r["state"], r.get("failure")) for i, r in records.items()},
+        "hosts": by_launch({i: (r["state"], r.get("failure")) for i, r in records.items()}),
         "wave_results": json.loads(meta.get("wave_results", "{}")),
         "rollout": (meta["status"], meta.get("summary")),
-        "apply": commands_per_host(world, "apply"),
-        "rollback": commands_per_host(world, "rollback"),
+        "apply": by_launch(commands_per_host(world, "apply")),
+        "rollback": by_launch(commands_per_host(world, "rollback")),
     }
 
 
-def run(template: dict, group: str, count: int, faulty_wave: int, replay: bool, idempotency: bool) -> tuple:
-    world = World(template)
+def run(world: World, group: str, count: int, faulty_wave: int, replay: bool, idempotency: bool) -> tuple:
+    world.reset()
     if not idempotency:  # the steps' own safety alone, without the stored results
         world.lambda_env["POWERTOOLS_IDEMPOTENCY_DISABLED"] = "true"
-    with world:
+    try:
         ids = world.launch(group, count)
         world.inject(waves_of(world, ids, group)[faulty_wave][0], Fault.APPLY_FAILS)
         replays = replay_every_step(world) if replay else []
         execution = world.rollout(group, NEW)
-        return outcome(world, execution), replays
+        return outcome(world, execution, ids), replays
+    finally:
+        world.lambda_env.pop("POWERTOOLS_IDEMPOTENCY_DISABLED", None)
 
 
 @pytest.mark.parametrize("idempotency", [True, False], ids=["stored-results", "steps-alone"])
@@ -182,10 +190,10 @@ def run(template: dict, group: str, count: int, faulty_wave: int, replay: bool, 
     [("web", 9, 2), ("batch", 4, 1)],
     ids=["failure-rolled-back", "halt-rolls-back-the-rollout"],
 )
-def test_every_step_run_twice_with_the_same_input_changes_nothing(template, group, count, faulty_wave, idempotency):
-    expected, _ = run(template, group, count, faulty_wave, replay=False, idempotency=True)
+def test_every_step_run_twice_with_the_same_input_changes_nothing(world, group, count, faulty_wave, idempotency):
+    expected, _ = run(world, group, count, faulty_wave, replay=False, idempotency=True)
 
-    replayed, replays = run(template, group, count, faulty_wave, replay=True, idempotency=idempotency)
+    replayed, replays = run(world, group, count, faulty_wave, replay=True, idempotency=idempotency)
 
     assert replayed == expected
     assert set(expected["apply"].values()) == {1} and set(expected["rollback"].values()) == {1}

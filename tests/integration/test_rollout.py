@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from sim.bottlerocket import Fault
-from sim.world import World
 from tests.integration.conftest import assert_all_final, assert_calls_granted, states, waves_of
 
 pytestmark = pytest.mark.integration
@@ -270,11 +269,10 @@ def _transitions(world, hosts: int) -> int:
     return sum(1 for event in world.history(execution.arn) if "stateEnteredEventDetails" in event)
 
 
-def test_state_transitions_grow_with_waves_not_hosts(template):
-    with World(template) as small:
-        few = _transitions(small, 10)
-    with World(template) as large:
-        many = _transitions(large, 40)
+def test_state_transitions_grow_with_waves_not_hosts(world):
+    few = _transitions(world, 6)
+    world.reset()
+    many = _transitions(world, 24)
     # four times the hosts, two more waves: far less than twice the work
     assert many < 2 * few, (few, many)
 

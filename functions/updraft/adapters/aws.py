@@ -22,7 +22,7 @@ def client(service: str) -> Any:
 
 def table(name: str) -> Any:
     """A DynamoDB table resource."""
-    return _resource(boto3._get_default_session(), "dynamodb").Table(name)
+    return _table(boto3._get_default_session(), name)
 
 
 @functools.lru_cache(maxsize=64)
@@ -31,8 +31,8 @@ def _client(session: boto3.Session, service: str) -> Any:
 
 
 @functools.lru_cache(maxsize=16)
-def _resource(session: boto3.Session, service: str) -> Any:
-    return session.resource(service, config=RETRIES)
+def _table(session: boto3.Session, name: str) -> Any:
+    return session.resource("dynamodb", config=RETRIES).Table(name)
 
 
 def chunks(items: list, size: int) -> list[list]:
