@@ -20,6 +20,7 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before jsii starts
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -239,10 +240,24 @@ def _run(
             _fire_alarm_mid_bake(world, alarmed, alarms[alarmed], console)
         last = publish(world, console, repository, NEXT)
         console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
-        halted = alarmed is None or _alarm_halted(world, last, alarmed)
+        missed = _missed(world, config, good, bad, victim) + (_missed_alarm(world, last, alarmed) if alarmed else [])
+        outcome = outcome_record(world)
         if record:
-            record.write_text(json.dumps(outcome_record(world), indent=1, sort_keys=True))
-        return 0 if _as_expected(world, config, good, bad, victim) and halted else 1
+            record.write_text(json.dumps(outcome, indent=1, sort_keys=True))
+        return _verdict(console, missed, outcome)
+
+
+def _verdict(console: Console, missed: list[str], outcome: dict[str, Any]) -> int:
+    """Say whether every check held, and a fingerprint of the run: the same seed prints the same one anywhere."""
+    digest = hashlib.sha256(json.dumps(outcome, sort_keys=True).encode()).hexdigest()[:16]
+    console.print(f"outcome record {digest} ({outcome['virtual_seconds'] / 60:.1f} simulated minutes)")
+    if not missed:
+        console.print("[bold green]every check of the demo held[/]")
+        return 0
+    console.print("[bold red]the demo did not end as expected:[/]")
+    for what in missed:
+        console.print(f"[red]  - {what}[/]")
+    return 1
 
 
 def _monitoring(world: World, config: UpdraftConfig) -> dict[str, str]:
@@ -272,36 +287,43 @@ def _fire_alarm_mid_bake(world: World, group: str, alarm: str, console: Console)
     console.print(f"[dim]{group}'s service alarm {alarm} will fire while its wave {ALARMED_WAVE} bakes {NEXT}.[/]")
 
 
-def _alarm_halted(world: World, executions: list[Any], group: str) -> bool:
-    """The alarmed group halted on the alarm and rolled back exactly the baking wave."""
+def _missed_alarm(world: World, executions: list[Any], group: str) -> list[str]:
+    """The alarmed group halted on the alarm and rolled back exactly the baking wave; what did not hold."""
     metas = [meta for e in executions if (meta := world.rollout_record(e.name)) and meta["group"] == group]
-    if len(metas) != 1 or metas[0]["status"] != "halted" or "ALARM" not in metas[0].get("halt_reason", ""):
-        Console().print("[bold red]the alarm did not halt the rollout as expected[/]")
-        return False
-    states = {(int(r["wave"]), r["state"]) for r in world.host_records(metas[0]["rollout_id"]).values() if "wave" in r}
-    expected = all(
-        state == ("updated" if wave < ALARMED_WAVE else "rolled-back" if wave == ALARMED_WAVE else "skipped")
-        for wave, state in states
+    if len(metas) != 1:
+        return [f"{group} ran {len(metas)} rollouts of {NEXT}, not one"]
+    meta = metas[0]
+    if meta["status"] != "halted" or "ALARM" not in meta.get("halt_reason", ""):
+        why = meta.get("halt_reason", "no halt")
+        return [f"{group}'s rollout of {NEXT} ended {meta['status']} ({why}), not halted by its alarm"]
+    expected = {wave: "updated" for wave in range(ALARMED_WAVE)} | {ALARMED_WAVE: "rolled-back"}
+    wrong = sorted(
+        f"wave {wave}: {state}"
+        for record in world.host_records(meta["rollout_id"]).values()
+        if "wave" in record
+        for wave, state in [(int(record["wave"]), record["state"])]
+        if state != expected.get(wave, "skipped")
     )
-    if not expected:
-        Console().print(f"[bold red]unexpected host states after the alarm: {sorted(states)}[/]")
-    return expected
+    return [f"after the alarm, hosts in unexpected states ({', '.join(wrong)})"] if wrong else []
 
 
-def _as_expected(world: World, config: UpdraftConfig, good: list[Any], bad: list[Any], victim: str) -> bool:
+def _missed(world: World, config: UpdraftConfig, good: list[Any], bad: list[Any], victim: str) -> list[str]:
     """Every group took the good release; the bad one halted on the first group's canary, nowhere else."""
     ran_good = [meta for e in good if (meta := world.rollout_record(e.name))]
     ran_bad = [meta for e in bad if (meta := world.rollout_record(e.name))]
-    expected = (
-        {m["group"] for m in ran_good} == {g.name for g in config.groups if g.auto_rollout}
-        and {m["status"] for m in ran_good} == {"succeeded"}
-        and [m["status"] for m in ran_bad] == ["halted"]
-        and world.versions()[victim] == "1.26.0"
-        and BAD not in world.versions().values()
-    )
-    if not expected:
-        Console().print("[bold red]the demo did not end as expected[/]")
-    return expected
+    automatic = sorted(g.name for g in config.groups if g.auto_rollout)
+    checks = [
+        (sorted(m["group"] for m in ran_good) == automatic, f"every automatic group rolled out {GOOD} once"),
+        ({m["status"] for m in ran_good} == {"succeeded"}, f"every rollout of {GOOD} succeeded"),
+        ([m["status"] for m in ran_bad] == ["halted"], f"{BAD} halted in the first group and started nowhere else"),
+        (world.versions()[victim] == "1.26.0", f"the host with a full disk ({victim}) kept 1.26.0"),
+        (BAD not in world.versions().values(), f"no host runs {BAD}"),
+    ]
+    found = {
+        GOOD: ", ".join(f"{m['group']} {m['status']}" for m in ran_good) or "none",
+        BAD: ", ".join(f"{m['group']} {m['status']}" for m in ran_bad) or "none",
+    }
+    return [f"{what} (rollouts: {GOOD}: {found[GOOD]}; {BAD}: {found[BAD]})" for held, what in checks if not held]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,7 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="the simulation's seed (default 7)")
     parser.add_argument("--record", type=Path, help="write the run's outcome record (JSON) to this file")
     args = parser.parse_args(argv)
-    return run(args.hosts, args.seed, record=args.record)
+    try:
+        return run(args.hosts, args.seed, record=args.record)
+    except Exception as error:  # a failure is told in words, not as a traceback
+        Console(stderr=True).print(f"[bold red]the demo failed: {type(error).__name__}: {error}[/]")
+        return 1
 
 
 if __name__ == "__main__":
