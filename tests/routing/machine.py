@@ -22,21 +22,11 @@ from moto.awslambda.models import LambdaFunction
 from sim import moto_wiring
 from sim.clock import VirtualClock
 from sim.faults import LambdaServiceError
+from stacks.functions import FUNCTIONS
 from stacks.rollout_engine import substitution_key
 
 DEFINITION = Path(__file__).resolve().parents[2] / "statemachines" / "rollout.asl.json"
-STEPS = (
-    "check_release",
-    "acquire_lock",
-    "start_inventory",
-    "plan_waves",
-    "apply_wave",
-    "check_hosts",
-    "bake",
-    "halt",
-    "abort_rollout",
-    "finish",
-)
+STEPS = tuple(spec.name for spec in FUNCTIONS if spec.step)  # the state machine's Lambda steps
 LOCKS = "locks"
 ROLLOUT = {"rollout_id": "r-1", "group": "web", "target_version": "1.26.1"}
 

@@ -16,8 +16,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from updraft.adapters.control import CONTROL, ENDED, GLOBAL
-from updraft.adapters.ledger import CLOSED, META, _host_item, _pk, wave_prefix
+from updraft.adapters.control import CONTROL, ENDED, GLOBAL, switch_key
+from updraft.adapters.ledger import CLOSED, META, _host_item, _pk, group_outcome_item, wave_prefix
 from updraft.adapters.lock import LockState
 from updraft.adapters.releases import STALE_CLAIM
 from updraft.config import AlarmGate
@@ -98,15 +98,7 @@ class MemoryLedger:
 
     # -- groups --------------------------------------------------------------------------------------------
     def record_group_outcome(self, group: str, version: str, outcome: str, rollout_id: str, now: str) -> None:
-        self.table.put(
-            {
-                "pk": f"GROUP#{group}",
-                "sk": f"VERSION#{version}",
-                "outcome": outcome,
-                "rollout_id": rollout_id,
-                "finished_at": now,
-            }
-        )
+        self.table.put(group_outcome_item(group, version, outcome, rollout_id, now))
 
     def group_outcome(self, group: str, version: str) -> str | None:
         return (self.table.get(f"GROUP#{group}", f"VERSION#{version}") or {}).get("outcome")
@@ -185,11 +177,11 @@ class MemoryControls:
         self.table = table
 
     def engage(self, group: str | None, reason: str, by: str, now: str) -> None:
-        sk = f"GROUP#{group}" if group else GLOBAL
-        self.table.put({"pk": CONTROL, "sk": sk, "engaged": True, "reason": reason, "by": by, "at": now})
+        self.table.put({**switch_key(group), "engaged": True, "reason": reason, "by": by, "at": now})
 
     def release(self, group: str | None) -> None:
-        self.table.items.pop((CONTROL, f"GROUP#{group}" if group else GLOBAL), None)
+        key = switch_key(group)
+        self.table.items.pop((key["pk"], key["sk"]), None)
 
     def switches(self) -> list[dict[str, Any]]:
         return self.table.query(CONTROL)

@@ -21,7 +21,7 @@ RUNNING = "attribute_exists(pk) AND NOT #status IN (:s0, :s1, :s2, :s3, :s4, :s5
 ENDED = ("succeeded", "halted", "failed", "nothing-to-do", "aborted", "timed-out")
 
 
-def _switch_key(group: str | None) -> dict[str, str]:
+def switch_key(group: str | None) -> dict[str, str]:
     return {"pk": CONTROL, "sk": f"GROUP#{group}" if group else GLOBAL}
 
 
@@ -32,10 +32,10 @@ class Controls:
     # -- kill switches ------------------------------------------------------------------------------
     def engage(self, group: str | None, reason: str, by: str, now: str) -> None:
         """Stop every wave of `group` (all groups when None) from starting until released."""
-        self.table.put_item(Item={**_switch_key(group), "engaged": True, "reason": reason, "by": by, "at": now})
+        self.table.put_item(Item={**switch_key(group), "engaged": True, "reason": reason, "by": by, "at": now})
 
     def release(self, group: str | None) -> None:
-        self.table.delete_item(Key=_switch_key(group))
+        self.table.delete_item(Key=switch_key(group))
 
     def switches(self) -> list[dict[str, Any]]:
         page = self.table.query(KeyConditionExpression=Key("pk").eq(CONTROL), ConsistentRead=True)

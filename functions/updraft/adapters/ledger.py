@@ -79,15 +79,7 @@ class Ledger:
 
     # -- groups: what each group finished, and which automatic rollout took a release ------------------
     def record_group_outcome(self, group: str, version: str, outcome: str, rollout_id: str, now: str) -> None:
-        self.table.put_item(
-            Item={
-                "pk": f"GROUP#{group}",
-                "sk": f"VERSION#{version}",
-                "outcome": outcome,
-                "rollout_id": rollout_id,
-                "finished_at": now,
-            }
-        )
+        self.table.put_item(Item=group_outcome_item(group, version, outcome, rollout_id, now))
 
     def group_outcome(self, group: str, version: str) -> str | None:
         """How the group's last rollout to `version` ended, if one did."""
@@ -179,3 +171,13 @@ class Ledger:
 def _host_item(record: HostRecord, revision: int) -> dict[str, Any]:
     item = record.model_dump(mode="json", exclude_none=True) | {"revision": revision}
     return {"pk": _pk(record.rollout_id), "sk": f"{wave_prefix(record.wave)}{record.instance_id}", **item}
+
+
+def group_outcome_item(group: str, version: str, outcome: str, rollout_id: str, now: str) -> dict[str, Any]:
+    return {
+        "pk": f"GROUP#{group}",
+        "sk": f"VERSION#{version}",
+        "outcome": outcome,
+        "rollout_id": rollout_id,
+        "finished_at": now,
+    }
