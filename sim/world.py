@@ -81,6 +81,7 @@ class World:
         self.calls_by_function: dict[str, set[str]] = defaultdict(set)  # function name -> IAM actions used
         self._saved_env: dict[str, str] = {}
         self._undo: list[Callable[[], Any]] = []  # deletes what the harness created, for `reset`
+        self._alarms: set[str] = set()  # the alarms it created
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> World:
@@ -134,6 +135,7 @@ class World:
             _empty(table)
         while self._undo:
             self._undo.pop()()
+        self._alarms.clear()
         deployed, names = self._deployed
         moto_wiring.back_to(deployed, self._patched, ACCOUNT, REGION)
         self.clock.random.setstate(names)
@@ -211,7 +213,9 @@ class World:
             ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
         self.set_alarm(name, state)
-        self._undo.append(lambda: self.cloudwatch.delete_alarms(AlarmNames=[name]))
+        if name not in self._alarms:
+            self._alarms.add(name)
+            self._undo.append(lambda: self.cloudwatch.delete_alarms(AlarmNames=[name]))
         return name
 
     def set_alarm(self, name: str, state: str, reason: str = "simulated") -> None:
