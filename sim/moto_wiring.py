@@ -17,7 +17,6 @@ A moto upgrade that moves these internals breaks here and nowhere else.
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
 import json
 import logging
@@ -35,7 +34,6 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
-import boto3
 import botocore.endpoint as botocore_endpoint
 import jsonpath_ng
 from aws_lambda_powertools.utilities.idempotency.persistence import base as idempotency_base
@@ -74,6 +72,7 @@ from sim import faults, notifications
 from sim.clock import VirtualClock
 from sim.ecs import simulated as simulated_ecs
 from sim.fleet import Fleet, SimulatedApiError, load_document
+from updraft.adapters.aws import PerSession
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 PAGE_LIMIT = 50
@@ -141,7 +140,10 @@ def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None =
         stack.enter_context(notifications.wired())  # after the EventBridge patches, which it wraps
         ecs = stack.enter_context(simulated_ecs(fleet, clock))  # ECS's scheduler and agents, in sim/ecs.py
         stack.enter_context(faults.injected(fleet))  # terminations and Lambda service errors, in sim/faults.py
-        yield Wiring(ecs)
+        try:
+            yield Wiring(ecs)
+        finally:
+            TMP_THREADS.clear()  # moto keeps every thread it ever started in this list
 
 
 @dataclass
@@ -206,12 +208,10 @@ def _scheduled(clock: VirtualClock) -> list[Any]:
 
 
 def _task_client(region: str, service: str, state_credentials: Any = None) -> Any:
-    return _cached_task_client(boto3._get_default_session(), region, service)
+    return _task_clients(f"{region}/{service}")
 
 
-@functools.lru_cache(maxsize=32)
-def _cached_task_client(session: Any, region: str, service: str) -> Any:
-    return moto_boto_client_for(region, service)
+_task_clients = PerSession(lambda session, key: moto_boto_client_for(*key.split("/")))
 
 
 def _patches(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str]) -> list[Any]:

@@ -16,7 +16,7 @@ from aws_lambda_powertools.shared.functions import strtobool
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent
 from pydantic import BaseModel, ConfigDict
 
-from updraft.adapters.aws import RETRIES
+from updraft.adapters.aws import PerSession, client
 from updraft.rollout import Rollout
 
 logger = Logger()
@@ -86,14 +86,20 @@ def replayable(handler: Callable[[dict, Any], dict]) -> Callable[[dict, Any], di
     return run
 
 
-@functools.cache
-def _replay_store(table_name: str, step: str) -> DynamoDBPersistenceLayer:
-    """One store per step for the life of the runtime: a warm invocation reuses its session and client (making
-    them costs more than the step's own work)."""
+def _store(session: Any, key: str) -> DynamoDBPersistenceLayer:
+    table_name, step = key.split("/", 1)
     return DynamoDBPersistenceLayer(
         table_name=table_name,
         key_attr="pk",
         sort_key_attr="sk",
         static_pk_value=f"{IDEMPOTENCY_PREFIX}{step}",
-        boto_config=RETRIES,
+        boto3_client=client("dynamodb"),  # the runtime's own client (Powertools would make a session per store)
     )
+
+
+# One store per step for the life of the runtime: a warm invocation reuses it and its client.
+_stores = PerSession(_store)
+
+
+def _replay_store(table_name: str, step: str) -> DynamoDBPersistenceLayer:
+    return _stores(f"{table_name}/{step}")
