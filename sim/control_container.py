@@ -135,7 +135,7 @@ class ControlContainer:
             for number, lane in enumerate(lanes):
                 driver = folder / f"driver-{number}.sh"
                 driver.write_text(_driver(lane))
-                drivers.append(subprocess.Popen(["bash", str(driver)], env=env, stdout=subprocess.PIPE))
+                drivers.append(subprocess.Popen(["bash", "--posix", str(driver)], env=env, stdout=subprocess.PIPE))
             for process in drivers:
                 process.communicate()  # returns once the lane's detached jobs closed their stdout too
                 if process.returncode:

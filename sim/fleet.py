@@ -99,6 +99,7 @@ class Fleet:
             seed=self.rng.randrange(2048),
             faults=set(faults),
             rng=random.Random(self.rng.getrandbits(64)),
+            epoch=self.clock.at(0),
         )
         self.hosts[instance_id] = host
         return host

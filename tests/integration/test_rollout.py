@@ -229,7 +229,8 @@ def test_malformed_inventory_output_is_named_and_the_host_left_untouched(world):
 
     records = world.host_records(execution.name)
     assert records[ids[0]]["state"] == "skipped"
-    assert records[ids[0]]["note"].startswith("MalformedCommandOutput: inventory: the command printed no report")
+    # The document names the stage whose output it could not read, and prints what it got.
+    assert records[ids[0]]["note"].startswith("inventory failed at parse-os: not a JSON object, it begins with {")
     assert world.fleet.hosts[ids[0]].version == OLD
     assert {records[i]["state"] for i in ids[1:]} == {"updated"}
 
@@ -243,7 +244,7 @@ def test_malformed_apply_output_fails_the_host_and_cancels_its_activated_update(
 
     record = world.host_records(execution.name)[victim]
     assert record["state"] == "rolled-back"
-    assert record["failure"].startswith("MalformedCommandOutput: apply:")
+    assert record["failure"].startswith("apply failed at parse-status: not a JSON object")
     host = world.fleet.hosts[victim]
     # the update had been activated when the output broke: the rollback cancelled it, no reboot
     assert (host.version, host.update_state, host.next_to_boot_staging, host.boots) == (OLD, "Staged", False, 0)

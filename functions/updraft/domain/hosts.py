@@ -216,6 +216,14 @@ def _past(record: HostRecord, now: datetime) -> bool:
     return record.deadline is not None and now >= datetime.fromisoformat(record.deadline)
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` within `limit` characters, keeping both ends: apiclient's error chains put the cause last."""
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return f"{text[:head]} … {text[-(limit - head - 3) :]}"
+
+
 def command_outcome(doc: Doc | None, invocation: Invocation | None) -> Report | str | None:
     """The report of a command, a failure reason, or None while it runs."""
     if invocation is None or invocation.status in RUNNING_STATUSES:
@@ -228,7 +236,7 @@ def command_outcome(doc: Doc | None, invocation: Invocation | None) -> Report | 
         stderr = invocation.stderr.strip()[-200:]
         return f"MalformedCommandOutput: {error}" + (f" (stderr: {stderr})" if stderr else "")
     if isinstance(report, ErrorReport):
-        return f"{doc} failed at {report.stage}: {report.error.strip()[:300]}"
+        return f"{doc} failed at {report.stage}: {clip(report.error.strip(), 300)}"
     return report
 
 
