@@ -15,7 +15,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 import aws_cdk as cdk  # noqa: E402
 
-from stacks.synth import CONTEXT_KEY, ConfigError, build_app, cdk_json_context, validate_config  # noqa: E402
+from stacks.limits import LimitExceeded  # noqa: E402
+from stacks.synth import (  # noqa: E402
+    CONTEXT_KEY,
+    ConfigError,
+    build_app,
+    cdk_json_context,
+    synth_within_limits,
+    validate_config,
+)
 
 
 def updraft_context(app: cdk.App) -> Any:
@@ -41,7 +49,13 @@ def main() -> int:
         return 1
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     build_app(config, env=env, app=app)
-    app.synth()
+    try:
+        synth_within_limits(app)
+    except LimitExceeded as error:
+        print("The Updraft stack would exceed a service limit at deploy time:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     return 0
 
 

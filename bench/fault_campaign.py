@@ -21,6 +21,7 @@ Run: `.venv/bin/python bench/fault_campaign.py --runs 300 --seed 1` (one line pe
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -184,6 +185,7 @@ def config(trusted_root_file: str) -> UpdraftConfig:
         "metadata_base_url": "https://updates.example/2020-07-07/{variant}/{arch}/",
         "targets_base_url": "https://updates.example/targets/",
         "trusted_root_file": trusted_root_file,
+        "trusted_root_sha512": hashlib.sha512(Path(trusted_root_file).read_bytes()).hexdigest(),
     }
     groups = [{**QUICK, **policy} for policy in POLICIES]
     return UpdraftConfig.model_validate({"groups": groups, "detection": detection})

@@ -174,6 +174,7 @@ def with_repository(config: UpdraftConfig, repository: UpdateRepository, root_fi
         metadata_base_url=repository.metadata_base_url,
         targets_base_url=repository.targets_base_url,
         trusted_root_file=str(root_file),
+        trusted_root_sha512=hashlib.sha512(root_file.read_bytes()).hexdigest(),
         schedule="rate(1 hour)",
     )
     return config.model_copy(update={"detection": detection})

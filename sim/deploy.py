@@ -62,6 +62,8 @@ def deploy(template: dict[str, Any], stack_name: str = "Updraft") -> dict[str, s
     code = _code_zip()
     for key in _asset_keys(template):
         s3.put_object(Bucket=ASSETS_BUCKET, Key=key, Body=code)
+    for key, data in getattr(template, "file_assets", {}).items():
+        s3.put_object(Bucket=ASSETS_BUCKET, Key=key, Body=data)
     _seed_parameters(template)
     cloudformation = boto3.client("cloudformation", region_name=REGION)
     simulated = {

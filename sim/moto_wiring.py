@@ -68,7 +68,7 @@ from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommu
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.utils import TMP_THREADS
 
-from sim import faults, notifications
+from sim import faults, notifications, service_limits
 from sim.clock import VirtualClock
 from sim.ecs import simulated as simulated_ecs
 from sim.fleet import Fleet, SimulatedApiError, load_document
@@ -390,6 +390,7 @@ def _named_start(clock: VirtualClock) -> Any:
     def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
         # AWS names an unnamed execution with a UUID; here it comes from the seed.
         name = name or str(uuid.UUID(int=clock.random.getrandbits(128), version=4))
+        _within_limits(service_limits.check_execution_input, kwargs.get("execution_input", args[0] if args else None))
         return original(self, state_machine_arn, name, *args, **kwargs)
 
     return start_execution
@@ -398,6 +399,14 @@ def _named_start(clock: VirtualClock) -> Any:
 # -- SSM ------------------------------------------------------------------------------------------------
 def _api_error(error: SimulatedApiError) -> JsonRESTError:
     return JsonRESTError(error.code, str(error))
+
+
+def _within_limits(check: Callable[..., None], *args: Any) -> None:
+    """Run a service limit check; a refusal answers as the service does."""
+    try:
+        check(*args)
+    except service_limits.LimitRefused as error:
+        raise JsonRESTError(error.code, str(error)) from None
 
 
 def _ssm(fleet: Fleet) -> list[Any]:
@@ -421,6 +430,14 @@ def _ssm(fleet: Fleet) -> list[Any]:
             self._commands.remove(command)
             raise _api_error(error) from None
         return command
+
+    original_request = SimpleSystemManagerResponse.send_command
+
+    def send_command_request(self: SimpleSystemManagerResponse) -> Any:
+        # The request's own limits are checked first, before anything looks at the instances.
+        timeout = self._get_int_param("TimeoutSeconds") or 3600
+        _within_limits(service_limits.check_send_command, self._get_param("InstanceIds", []), timeout)
+        return original_request(self)
 
     def get_command_invocation(self: Any, command_id: str, instance_id: str, plugin_name: Any) -> dict:
         view = next((v for v in _views(fleet, command_id) if v["InstanceId"] == instance_id), None)
@@ -483,6 +500,7 @@ def _ssm(fleet: Fleet) -> list[Any]:
             SimpleSystemManagerResponse, "describe_instance_information", describe_instance_information, create=True
         ),
         mock.patch.object(SimpleSystemManagerResponse, "list_commands", list_commands),
+        mock.patch.object(SimpleSystemManagerResponse, "send_command", send_command_request),
     ]
 
 
@@ -618,9 +636,16 @@ def _eventbridge(clock: VirtualClock) -> list[Any]:
                 backend = parser_models.stepfunctions_parser_backends[self.account_id][self.region_name]
                 backend.start_execution(target["Arn"], None, body)
 
+    original_put = events_models.EventsBackend.put_events
+
+    def put_events(self: Any, events: list[dict[str, Any]]) -> Any:
+        _within_limits(service_limits.check_put_events, events)
+        return original_put(self, events)
+
     return [
         mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated),
         mock.patch.object(events_models.Rule, "send_to_targets", send_to_targets),
+        mock.patch.object(events_models.EventsBackend, "put_events", put_events),
     ]
 
 

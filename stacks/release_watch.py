@@ -3,6 +3,7 @@ on Updraft's event bus. Deployed when the config has a `detection` section."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -21,26 +22,33 @@ from updraft.config import Detection, GroupPolicy, UpdraftConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_SOURCE = "updraft"  # what the detector's events carry as their source
-STANDARD_PARAMETER_LIMIT = 4096
 
 
 class TrustedRootError(ValueError):
-    """The configured root.json is missing or is not a TUF root: synth stops, naming the field."""
+    """The configured root.json is missing, is not a TUF root, or is not the one its SHA-512 names: synth
+    stops, naming the field."""
 
 
-def read_trusted_root(detection: Detection, base: Path = ROOT) -> str:
+def read_trusted_root(detection: Detection, base: Path = ROOT) -> Path:
+    """The root.json file the stack deploys, checked against the SHA-512 the operator wrote down."""
     path = base / detection.trusted_root_file
     field = "updraft.detection.trusted_root_file"
     if not path.is_file():
         raise TrustedRootError(f"{field}: {path} does not exist (see the README: Trusting Bottlerocket's root)")
-    text = path.read_text()
+    data = path.read_bytes()
     try:
-        role = json.loads(text)["signed"]["_type"]
+        role = json.loads(data)["signed"]["_type"]
     except (ValueError, KeyError, TypeError):
         role = None
     if role != "root":
         raise TrustedRootError(f"{field}: {path} is not a TUF root.json")
-    return text
+    digest = hashlib.sha512(data).hexdigest()
+    if digest != detection.trusted_root_sha512:
+        raise TrustedRootError(
+            f"updraft.detection.trusted_root_sha512: {path} has SHA-512 {digest}, not the one configured "
+            "(check the file against the checksum Bottlerocket publishes before trusting it)"
+        )
+    return path
 
 
 class ReleaseWatch(Construct):
@@ -62,22 +70,18 @@ class ReleaseWatch(Construct):
         self.bus = events.EventBus(self, "Bus", event_bus_name=self.bus_name)
         self.named_bus = events.EventBus.from_event_bus_name(self, "NamedBus", self.bus_name)
         self.trust = self._trust_bucket()
-        root = read_trusted_root(detection)
-        self.root = ssm.StringParameter(
-            self,
-            "TrustedRoot",
-            parameter_name=f"/{stack.stack_name}/trusted-root",
-            description="Updraft: the TUF root.json that anchors trust in the Bottlerocket update repository",
-            string_value=root,
-            tier=ssm.ParameterTier.ADVANCED if len(root) > STANDARD_PARAMETER_LIMIT else ssm.ParameterTier.STANDARD,
-        )
+        # A file asset: `cdk deploy` uploads it to the bootstrap bucket, which holds any size (Bottlerocket's
+        # root is about 13.6 KB, more than an SSM parameter's 8 KB); the detector checks its SHA-512.
+        self.root = s3_assets.Asset(self, "TrustedRoot", path=str(read_trusted_root(detection)))
         self.detector = functions.add(
             # One run at a time: the trust store is last-writer-wins.
             FunctionSpec("detect_release", timeout_minutes=5, step=False, memory_mb=1024, reserved_concurrency=1),
             environment={
                 "EVENT_BUS": self.bus_name,
                 "TRUST_BUCKET": self.trust.bucket_name,
-                "TRUSTED_ROOT_PARAMETER": self.root.parameter_name,
+                "TRUSTED_ROOT_BUCKET": self.root.s3_bucket_name,
+                "TRUSTED_ROOT_KEY": self.root.s3_object_key,
+                "TRUSTED_ROOT_SHA512": detection.trusted_root_sha512,
             },
             statements=self._detector_statements(stack),
         )
@@ -182,6 +186,10 @@ class ReleaseWatch(Construct):
                 resources=[self.trust.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": ["trust/*"]}},
             ),
-            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.root.parameter_arn, public]),
+            # The one object of the bootstrap bucket that is the deployed root.json.
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[self.root.bucket.arn_for_objects(self.root.s3_object_key)]
+            ),
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[public]),
             iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.bus.event_bus_arn]),
         ]

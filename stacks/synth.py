@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import cx_api
 from cdk_nag import AwsSolutionsChecks
 from pydantic import ValidationError
 
+from stacks.limits import check_template
 from stacks.updraft_stack import UpdraftStack
 from updraft.config import UpdraftConfig
 
@@ -76,7 +78,7 @@ def build_app(
     return app
 
 
-def synthesize(config: UpdraftConfig, *, bundle: bool = False, outdir: str | None = None) -> dict[str, Any]:
+def synthesize(config: UpdraftConfig, *, bundle: bool = False, outdir: str | None = None) -> Template:
     """Synthesize the stack for account 123456789012 in us-east-1 and return its CloudFormation template.
 
     Without `bundle` the code asset is the unbundled source (fast, offline). Pass `outdir` to keep the cloud
@@ -88,6 +90,35 @@ def synthesize(config: UpdraftConfig, *, bundle: bool = False, outdir: str | Non
         return _synthesize_into(config, bundle=bundle, outdir=scratch)
 
 
-def _synthesize_into(config: UpdraftConfig, *, bundle: bool, outdir: str) -> dict[str, Any]:
+class Template(dict):
+    """A synthesized CloudFormation template, with the bytes of its file assets by S3 object key (what
+    `cdk deploy` uploads to the bootstrap bucket before it creates the stack)."""
+
+    def __init__(self, template: dict[str, Any], file_assets: dict[str, bytes]) -> None:
+        super().__init__(template)
+        self.file_assets = file_assets
+
+
+def _synthesize_into(config: UpdraftConfig, *, bundle: bool, outdir: str) -> Template:
     app = build_app(config, env=TEST_ENV, outdir=outdir, bundle=bundle)
-    return app.synth().get_stack_by_name(STACK_NAME).template
+    assembly = synth_within_limits(app)
+    return Template(assembly.get_stack_by_name(STACK_NAME).template, _file_assets(Path(assembly.directory)))
+
+
+def synth_within_limits(app: cdk.App) -> cx_api.CloudAssembly:
+    """Synthesize `app`; raise LimitExceeded if a service would refuse a value of the template at deploy time."""
+    assembly = app.synth()
+    check_template(assembly.get_stack_by_name(STACK_NAME).template)
+    return assembly
+
+
+def _file_assets(assembly: Path) -> dict[str, bytes]:
+    """The single-file assets of the cloud assembly's asset manifest, by destination object key."""
+    found: dict[str, bytes] = {}
+    manifest = json.loads((assembly / f"{STACK_NAME}.assets.json").read_text())
+    for asset in manifest.get("files", {}).values():
+        source = assembly / asset["source"]["path"]
+        if asset["source"].get("packaging", "file") == "file" and source.is_file():
+            for destination in asset["destinations"].values():
+                found[destination["objectKey"]] = source.read_bytes()
+    return found

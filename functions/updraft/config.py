@@ -193,8 +193,11 @@ class Detection(Strict):
         "https://updates.bottlerocket.aws/2020-07-07/{variant}/{arch}/"
     )
     targets_base_url: Annotated[str, Field(pattern=REPOSITORY_URL)] = "https://updates.bottlerocket.aws/targets/"
-    # The trust anchor: a root.json you obtained and checked yourself (see the README), never fetched.
+    # The trust anchor: a root.json you obtained and checked yourself (see the README), never fetched,
+    # and the SHA-512 Bottlerocket publishes for it: synth refuses a file that does not match, and the
+    # detector refuses an object that no longer does.
     trusted_root_file: Annotated[str, Field(min_length=1)] = "trust/root.json"
+    trusted_root_sha512: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
     max_metadata_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = 10 * 1024 * 1024
 
     @field_validator("metadata_base_url")

@@ -19,7 +19,10 @@ class Settings:
     documents: dict[Doc, str]
     event_bus: str = ""  # release detection only
     trust_bucket: str = ""
-    trusted_root_parameter: str = ""
+    # The operator's root.json, deployed as an S3 object, and the SHA-512 synth checked it against.
+    trusted_root_bucket: str = ""
+    trusted_root_key: str = ""
+    trusted_root_sha512: str = ""
     state_machine_arn: str = ""  # rollbacks started by an alarm
     # The ledger, locks, controls, releases, events and alarms the steps use; None: on AWS, the tables above.
     ports: Ports | None = field(default=None, compare=False)
@@ -35,7 +38,9 @@ def _settings_from(environ: dict[str, str]) -> Settings:
         | {Doc.HEALTH: environ.get("DOCUMENT_HEALTH", "")},
         event_bus=environ.get("EVENT_BUS", ""),
         trust_bucket=environ.get("TRUST_BUCKET", ""),
-        trusted_root_parameter=environ.get("TRUSTED_ROOT_PARAMETER", ""),
+        trusted_root_bucket=environ.get("TRUSTED_ROOT_BUCKET", ""),
+        trusted_root_key=environ.get("TRUSTED_ROOT_KEY", ""),
+        trusted_root_sha512=environ.get("TRUSTED_ROOT_SHA512", ""),
         state_machine_arn=environ.get("STATE_MACHINE_ARN", ""),
     )
 
@@ -53,7 +58,9 @@ def settings() -> Settings:
         *(f"DOCUMENT_{doc.name}" for doc in Doc),
         "EVENT_BUS",
         "TRUST_BUCKET",
-        "TRUSTED_ROOT_PARAMETER",
+        "TRUSTED_ROOT_BUCKET",
+        "TRUSTED_ROOT_KEY",
+        "TRUSTED_ROOT_SHA512",
         "STATE_MACHINE_ARN",
     )
     return _cached(tuple((name, os.environ.get(name, "")) for name in names))

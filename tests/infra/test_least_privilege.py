@@ -12,6 +12,7 @@ and review its diff:
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import sys
@@ -280,7 +281,10 @@ def everything_config(root_file: Path):
                 },
                 {"name": "batch", "variant": "aws-k8s-1.31", "arch": "arm64"},
             ],
-            "detection": {"trusted_root_file": str(root_file)},
+            "detection": {
+                "trusted_root_file": str(root_file),
+                "trusted_root_sha512": hashlib.sha512(root_file.read_bytes()).hexdigest(),
+            },
             "notify_emails": ["ops@example.com"],
         }
     )

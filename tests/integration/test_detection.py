@@ -3,6 +3,7 @@ served on 127.0.0.1, and announcements reach Updraft's bus (read here through an
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ def template(repository: UpdateRepository, tmp_path_factory: pytest.TempPathFact
                 "metadata_base_url": repository.metadata_base_url,
                 "targets_base_url": repository.targets_base_url,
                 "trusted_root_file": str(root),
+                "trusted_root_sha512": hashlib.sha512(root.read_bytes()).hexdigest(),
             },
         }
     )
@@ -134,3 +136,26 @@ def test_the_public_parameter_is_read_and_compared_never_trusted(world):
     assert detection.public_version("aws-ecs-2", "x86_64") == "1.26.0"
     report = detection.RepositoryReport("aws-ecs-2", "x86_64", "1.26.1", [], [], 0, [], public_version="1.26.0")
     assert report.public_disagrees
+
+
+def test_a_replaced_root_object_stops_detection_before_anything_is_fetched(world, repository, template, caplog):
+    # Whoever can write the bootstrap bucket cannot swap the trust anchor: the detector pins its SHA-512.
+    queue = listen(world)
+    repository.release("1.26.1", RELEASED)
+    (detector,) = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in template["Resources"].values()
+        if f["Type"] == "AWS::Lambda::Function" and "TRUSTED_ROOT_KEY" in str(f["Properties"].get("Environment"))
+    ]
+    bucket = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
+    boto3.client("s3").put_object(
+        Bucket=bucket, Key=detector["TRUSTED_ROOT_KEY"], Body=b'{"signed": {"_type": "root"}}'
+    )
+    repository.server.forget()
+
+    world.tick()
+
+    (failure,) = [r.getMessage() for r in caplog.records if "DetectRelease" in r.getMessage()]
+    assert "TrustedRootMismatch" in failure
+    assert announcements(queue) == []
+    assert repository.server.fetched() == []

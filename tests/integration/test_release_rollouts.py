@@ -3,6 +3,7 @@ rollout through its EventBridge rule, and the group's release policy decides whe
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ def template(repository: UpdateRepository, tmp_path_factory: pytest.TempPathFact
         "metadata_base_url": repository.metadata_base_url,
         "targets_base_url": repository.targets_base_url,
         "trusted_root_file": str(root),
+        "trusted_root_sha512": hashlib.sha512(root.read_bytes()).hexdigest(),
     }
     return synthesize(UpdraftConfig.model_validate({"groups": groups, "detection": detection}))
 

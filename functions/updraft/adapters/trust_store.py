@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from updraft.adapters.aws import client
+from updraft.release.errors import TrustedRootMismatch
+
+
+def pinned_root(bucket: str, key: str, sha512: str) -> bytes:
+    """The operator's root.json as deployed, refused unless its SHA-512 is the one synth checked."""
+    where = f"s3://{bucket}/{key}"
+    s3 = client("s3")
+    try:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        raise TrustedRootMismatch(f"trusted root.json: {where} does not exist") from None
+    digest = hashlib.sha512(data).hexdigest()
+    if digest != sha512:
+        raise TrustedRootMismatch(f"trusted root.json: {where} has SHA-512 {digest[:16]}..., deployed {sha512[:16]}...")
+    return data
 
 
 class S3TrustStore:

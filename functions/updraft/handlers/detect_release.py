@@ -8,8 +8,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, field_validator
 
 from updraft import detection
-from updraft.adapters.aws import client
+from updraft.adapters.trust_store import pinned_root
 from updraft.handlers._common import logger, metrics, tracer
+from updraft.release.errors import TrustedRootMismatch
 from updraft.settings import settings
 
 
@@ -30,11 +31,6 @@ class ScheduledEvent(BaseModel):
         return self.time or datetime.now(UTC)
 
 
-def trusted_root(parameter: str) -> bytes:
-    """The operator-supplied root.json: the trust anchor until the stored trust holds a root."""
-    return client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"].encode()
-
-
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -43,7 +39,12 @@ def handler(event: dict, context: LambdaContext) -> dict:
     now = ScheduledEvent.model_validate(event).fired_at()
     with tempfile.TemporaryDirectory(prefix="updraft-tuf-") as work_dir:
         try:
-            reports = detection.detect(env, trusted_root(env.trusted_root_parameter), now, work_dir)
+            root = pinned_root(env.trusted_root_bucket, env.trusted_root_key, env.trusted_root_sha512)
+            reports = detection.detect(env, root, now, work_dir)
+        except TrustedRootMismatch:
+            metrics.add_metric(name="TrustedRootMismatch", unit=MetricUnit.Count, value=1)
+            logger.exception("the deployed root.json is not the one the stack was built with; nothing was checked")
+            raise
         except detection.ReleaseCheckFailed:
             metrics.add_metric(name="UntrustedRepository", unit=MetricUnit.Count, value=1)
             logger.exception("a repository failed verification; nothing from it was announced")

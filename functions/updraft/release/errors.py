@@ -19,3 +19,8 @@ class UntrustedRelease(UpdraftError):
 
 class MalformedManifest(UpdraftError):
     """manifest.json passed TUF verification but does not match Bottlerocket's manifest format."""
+
+
+class TrustedRootMismatch(UpdraftError):
+    """The deployed root.json is not the one the stack was synthesized with (its SHA-512 differs, or it is
+    gone): detection stops rather than trust an anchor someone replaced."""
