@@ -1,7 +1,9 @@
 """verify_repository against a real, signed TUF repository served over HTTP.
 
 Every attack test checks three things: UntrustedRelease is raised, its message names the file and
-what failed, and the trust store is left exactly as it was.
+what failed, and the trust store is left exactly as it was. The file named is the one that failed,
+even where python-tuf notices the failure while handling another file (an expired root is found when
+timestamp.json arrives).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from tuf.api.metadata import DelegatedRole, Delegations
 
 from updraft.errors import UpdraftError
 from updraft.release import (
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 Verify = Callable[..., VerifiedManifest]
 EVERYTHING = ("root.json", "timestamp.json", "snapshot.json", "targets.json", "manifest.json")
 VARIANT, ARCH = "aws-k8s-1.31", "x86_64"
+LONG_AGO = datetime(2001, 1, 1, tzinfo=UTC)
 
 
 def rejected(run: Callable[[], object], store: MemoryTrustStore, *words: str) -> UntrustedRelease:
@@ -45,6 +49,13 @@ def rejected(run: Callable[[], object], store: MemoryTrustStore, *words: str) ->
     assert caught.value.__cause__ is not None or caught.value.reason == "missing"
     assert store.files == before
     return caught.value
+
+
+def rejected_at(run: Callable[[], object], store: MemoryTrustStore, subject: str) -> UntrustedRelease:
+    """`rejected`, and the message starts with `subject`: the file that failed and what failed."""
+    error = rejected(run, store)
+    assert str(error).startswith(subject), str(error)
+    return error
 
 
 @pytest.fixture
@@ -292,14 +303,101 @@ def test_metadata_signed_with_a_wrong_key_is_rejected(
     rejected(lambda: verify(repo, store), store, f"{role}.json", "signature threshold not met")
 
 
-@pytest.mark.parametrize("role", ["targets", "snapshot", "timestamp"])
+@pytest.mark.parametrize(
+    ("role", "subject"),
+    [("targets", "targets.json v3"), ("snapshot", "snapshot.json v3"), ("timestamp", "timestamp.json")],
+)
 def test_expired_metadata_is_rejected(
-    repo: TufRepository, trusted: MemoryTrustStore, verify: Verify, role: str
+    repo: TufRepository, trusted: MemoryTrustStore, verify: Verify, role: str, subject: str
 ) -> None:
     repo.expire(role)
 
-    error = rejected(lambda: verify(repo, trusted), trusted, f"{role}.json", "expired")
+    error = rejected_at(lambda: verify(repo, trusted), trusted, f"{subject}: expired")
     assert error.reason == "expired"
+
+
+# --- the file named is the one that failed ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["configured-root", "stored-root"])
+def test_an_expired_trust_anchor_is_named_as_the_root(
+    new_repository: Callable, store: MemoryTrustStore, verify: Verify, manifests: Manifests, stored: bool
+) -> None:
+    repo, _ = new_repository(root_expires=LONG_AGO)
+    repo.publish_manifest(manifests.first)
+    if stored:
+        store.save("root.json", repo.trusted_root)
+    origin = "stored" if stored else "configured trusted root"
+
+    # python-tuf checks the final root's expiry once timestamp.json has arrived: the root is at fault.
+    error = rejected_at(lambda: verify(repo, store), store, f"root.json v1 ({origin}): expired")
+    assert error.reason == "expired"
+
+
+def test_an_expired_new_root_is_named_with_its_version(
+    repo: TufRepository, trusted: MemoryTrustStore, verify: Verify
+) -> None:
+    repo.rotate_root(expires=LONG_AGO)
+    repo.publish("targets")
+
+    rejected_at(lambda: verify(repo, trusted), trusted, "root.json v2: expired")
+
+
+def test_a_trusted_timestamp_that_expired_since_is_named_not_the_snapshot(
+    repo: TufRepository, trusted: MemoryTrustStore, verify: Verify
+) -> None:
+    verify(repo, trusted)
+    repo.expire("timestamp")  # timestamp v3, expired: trusted as if it had been valid when last checked
+    trusted.save("timestamp.json", repo.read("metadata/timestamp.json"))
+
+    # The mirror still serves that same timestamp: python-tuf keeps the trusted one and finds it expired
+    # only when it comes to load snapshot.json.
+    rejected_at(lambda: verify(repo, trusted), trusted, "timestamp.json v3: expired")
+
+
+@pytest.mark.parametrize(
+    ("attack", "subject"),
+    [
+        pytest.param(
+            lambda repo, keys: repo.publish("A", signed_by={"A": keys.attacker}),
+            "A.json v2: signature threshold not met",
+            id="signed-by-another-key",
+        ),
+        pytest.param(lambda repo, keys: repo.expire("A"), "A.json v2: expired", id="expired"),
+        pytest.param(
+            lambda repo, keys: repo.tamper(repo.current("A"), lambda data: data[:-1]),
+            "A.json v1: length/hash mismatch",
+            id="not-what-the-snapshot-lists",
+        ),
+    ],
+)
+def test_a_failing_delegated_role_is_named(
+    repo: TufRepository,
+    keys: Keys,
+    store: MemoryTrustStore,
+    verify: Verify,
+    manifests: Manifests,
+    attack: Callable,
+    subject: str,
+) -> None:
+    repo.delegate("A", keys.delegates[:1], paths=["manifest.json"])
+    repo.publish_manifest(manifests.first, role="A")
+    attack(repo, keys)
+
+    rejected_at(lambda: verify(repo, store), store, subject)
+
+
+def test_a_delegated_role_missing_from_the_snapshot_is_named(
+    repo: TufRepository, store: MemoryTrustStore, verify: Verify, manifests: Manifests
+) -> None:
+    repo.publish_manifest(manifests.first)
+    del repo.targets.signed.targets["manifest.json"]
+    ghost = DelegatedRole("ghost", [], 1, False, paths=["manifest.json"])
+    repo.targets.signed.delegations = Delegations(keys={}, roles={"ghost": ghost})
+    repo.publish("targets")
+
+    # python-tuf refuses before downloading anything for it: the last download was targets.json.
+    rejected_at(lambda: verify(repo, store), store, "ghost.json: rejected: Role ghost was delegated")
 
 
 @pytest.mark.parametrize("cold_start", [False, True], ids=["same-work-dir", "cold-start"])

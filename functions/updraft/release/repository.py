@@ -3,19 +3,25 @@
 python-tuf's ngclient runs the TUF client workflow: root rotation, signature thresholds, expiry,
 rollback and mix-and-match checks, lengths and hashes. This module gives it the metadata trusted last
 time (from a TrustStore: a Lambda's disk does not survive), and saves what it trusts now only after
-everything verified, manifest included.
+everything verified, manifest included. It also refuses what tough (the TUF client Bottlerocket hosts
+update with) refuses and python-tuf does not check: keys listed under IDs that are not their own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
+from securesystemslib.exceptions import FormatError
+from securesystemslib.formats import encode_canonical
 from tuf.api import exceptions as tuf_errors
 from tuf.api.serialization import DeserializationError
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig, Urllib3Fetcher
@@ -83,10 +89,12 @@ def verify_repository(
     """
     stored = _load_stored(store)
     recorder = _RecordingFetcher(fetcher or Urllib3Fetcher(app_user_agent=USER_AGENT), max_metadata_bytes)
-    anchor = "stored root.json" if "root.json" in stored else "configured trusted root"
+    anchor_root = stored.get("root.json", trusted_root)
+    anchor = _File("root.json", _version(anchor_root), "stored" if "root.json" in stored else "configured trusted root")
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="tuf-") as scratch:
         metadata_dir, targets_dir = _restore(stored, Path(scratch))
-        with _untrusted_on_failure(recorder, anchor):
+        with _untrusted_on_failure(recorder, anchor, metadata_dir):
+            _check_key_ids(anchor_root)
             updater = Updater(
                 str(metadata_dir),
                 metadata_base_url,
@@ -94,7 +102,7 @@ def verify_repository(
                 targets_base_url,
                 recorder,
                 _config(max_metadata_bytes),
-                bootstrap=stored.get("root.json", trusted_root),
+                bootstrap=anchor_root,
             )
             updater.refresh()
             manifest = _verified_manifest(updater)
@@ -161,6 +169,69 @@ def _save_changes(store: TrustStore, stored: dict[str, bytes], trusted: dict[str
     return changed
 
 
+def _version(data: bytes) -> int | None:
+    """The version of a metadata file, or None where it has none to read (it is checked elsewhere)."""
+    try:
+        version = json.loads(data)["signed"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, int) else None
+
+
+class _KeyIdError(tuf_errors.RepositoryError):
+    """Metadata lists a key under an ID that is not the key's own, or lists one ID twice."""
+
+
+class _JsonObject(dict[str, Any]):
+    """A JSON object that remembers the names it held more than once (json keeps the last value)."""
+
+    duplicates: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, Any]]) -> _JsonObject:
+        obj = cls(pairs)
+        if len(obj) != len(pairs):
+            names = [name for name, _ in pairs]
+            obj.duplicates = tuple(sorted({name for name in names if names.count(name) > 1}))
+        return obj
+
+
+def _check_key_ids(data: bytes) -> None:
+    """Refuse a root or delegating targets file whose keys are not listed under their own key IDs.
+
+    tough computes every key ID (sha256 of the key's canonical JSON) and refuses metadata where one
+    differs or appears twice; python-tuf takes the IDs as given, so a single key listed under two IDs
+    would count twice towards a threshold. Anything not shaped like metadata is left to python-tuf.
+    """
+    if b'"keys"' not in data:
+        return  # timestamp, snapshot and targets without delegations: nothing to check, nothing to parse
+    try:
+        if not _keys_of(json.loads(data)):
+            return  # a targets.json that delegates nothing (tough writes empty delegations): parsed once
+        keys = _keys_of(json.loads(data, object_pairs_hook=_JsonObject.from_pairs))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return
+    if not isinstance(keys, _JsonObject):
+        return
+    if keys.duplicates:
+        raise _KeyIdError(f"key ID {keys.duplicates[0]} is listed more than once")
+    for keyid, key in keys.items():
+        try:
+            calculated = hashlib.sha256(encode_canonical(key).encode()).hexdigest()
+        except FormatError as error:
+            raise _KeyIdError(f"key {keyid} has no canonical form: {error}") from error
+        if keyid.lower() != calculated:
+            raise _KeyIdError(f"key ID {keyid} is not the ID of its key ({calculated})")
+
+
+def _keys_of(document: Any) -> Any:
+    """The "keys" of a root, or of a targets file's delegations (None where there are none)."""
+    signed = document["signed"]
+    if signed.get("_type") == "root":
+        return signed["keys"]
+    return (signed.get("delegations") or {}).get("keys")
+
+
 class _RecordingFetcher(FetcherInterface):
     """Logs every request with its size (an idle check must download timestamp.json alone) and caps
     metadata size whatever length signed metadata announces."""
@@ -171,8 +242,8 @@ class _RecordingFetcher(FetcherInterface):
         self.downloads: list[Download] = []
 
     @property
-    def current_file(self) -> str | None:
-        return _file_label(self.downloads[-1].url) if self.downloads else None
+    def current_file(self) -> _File | None:
+        return _file_of(self.downloads[-1].url) if self.downloads else None
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         download = Download(url)
@@ -186,7 +257,9 @@ class _RecordingFetcher(FetcherInterface):
 
     def download_bytes(self, url: str, max_length: int) -> bytes:
         # python-tuf downloads metadata through download_bytes and targets through download_file.
-        return super().download_bytes(url, min(max_length, self._max_metadata_bytes))
+        data = super().download_bytes(url, min(max_length, self._max_metadata_bytes))
+        _check_key_ids(data)
+        return data
 
 
 def _counted(chunks: Iterator[bytes], download: Download) -> Iterator[bytes]:
@@ -201,15 +274,57 @@ def _counted(chunks: Iterator[bytes], download: Download) -> Iterator[bytes]:
         raise tuf_errors.DownloadError(f"Failed to download {download.url}") from error
 
 
-def _file_label(url: str) -> str:
-    """'3.snapshot.json' -> 'snapshot.json v3'; '<sha256>.manifest.json' -> 'manifest.json'."""
-    name = url.rsplit("/", 1)[-1]
-    prefix, dot, rest = name.partition(".")
-    if dot and prefix.isdigit():
-        return f"{rest} v{prefix}"
-    if dot and len(prefix) == 64 and all(c in "0123456789abcdef" for c in prefix):
-        return rest
-    return name
+@dataclass(frozen=True)
+class _File:
+    """A file as an error names it: 'snapshot.json v3', 'root.json v1 (configured trusted root)'."""
+
+    name: str
+    version: int | None = None
+    origin: str = ""
+
+    def __str__(self) -> str:
+        text = self.name if self.version is None else f"{self.name} v{self.version}"
+        return f"{text} ({self.origin})" if self.origin else text
+
+
+def _file_of(url: str) -> _File:
+    """'3.snapshot.json' -> snapshot.json v3; '<sha256>.manifest.json' -> manifest.json;
+    '1.a%2Fb.json' -> a/b.json v1 (role names are percent-encoded in file names)."""
+    segment = url.rsplit("/", 1)[-1]
+    prefix, dot, rest = segment.partition(".")
+    if dot and prefix.isdigit() and rest.endswith(".json"):
+        return _File(unquote(rest), int(prefix))
+    if dot and len(prefix) in (64, 128) and all(c in "0123456789abcdef" for c in prefix):
+        return _File(unquote(rest))
+    return _File(unquote(segment))
+
+
+# python-tuf names the file itself where the failure is not in the file just downloaded: the final
+# root is found expired once timestamp.json arrives, a trusted timestamp that expired since (and is
+# served unchanged) once snapshot.json arrives, and a role missing from the snapshot before its download.
+_NAMED_IN_MESSAGE = (
+    re.compile(r"^Final (?P<file>root\.json) is expired$"),
+    re.compile(r"^(?P<file>timestamp\.json|snapshot\.json) is expired$"),
+    re.compile(r"^Role (?P<role>.+) was delegated but is not part of snapshot$"),
+)
+
+
+def _failed_file(error: Exception, recorder: _RecordingFetcher, anchor: _File, metadata_dir: Path) -> _File:
+    current = recorder.current_file
+    named = next((match for pattern in _NAMED_IN_MESSAGE if (match := pattern.match(str(error)))), None)
+    if named is None:
+        # Before any download, only the root given as the trust anchor can have failed.
+        return current or anchor
+    name = named.group("file") if "file" in named.groupdict() else f"{named.group('role')}.json"
+    if current is not None and current.name == name:
+        return current
+    # The metadata dir holds what python-tuf trusts: root.json links the newest root verified. (A role
+    # name is never made a path here: it comes from the repository.)
+    local = metadata_dir / name if name in METADATA_FILES else None
+    version = _version(local.read_bytes()) if local is not None and local.is_file() else None
+    if name == "root.json" and version == anchor.version:
+        return anchor
+    return _File(name, version)
 
 
 # Most specific first: (error class, reason, what it means).
@@ -219,6 +334,7 @@ _FAILURES: tuple[tuple[type[Exception], str, str], ...] = (
     (tuf_errors.BadVersionNumberError, "version", "unexpected version (rollback or mix-and-match)"),
     (tuf_errors.LengthOrHashMismatchError, "hash", "length/hash mismatch"),
     (DeserializationError, "invalid", "not valid TUF metadata"),
+    (_KeyIdError, "invalid", "key IDs do not match their keys"),
     (tuf_errors.RepositoryError, "invalid", "rejected"),
     (tuf_errors.DownloadLengthMismatchError, "size", "bigger than allowed"),
     (tuf_errors.DownloadHTTPError, "download", "download refused"),
@@ -228,11 +344,10 @@ _FAILURES: tuple[tuple[type[Exception], str, str], ...] = (
 
 
 @contextmanager
-def _untrusted_on_failure(recorder: _RecordingFetcher, anchor: str) -> Iterator[None]:
+def _untrusted_on_failure(recorder: _RecordingFetcher, anchor: _File, metadata_dir: Path) -> Iterator[None]:
     try:
         yield
     except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as error:
         reason, meaning = next((r, m) for kind, r, m in _FAILURES if isinstance(error, kind))
-        # Before any download, only the root given as the trust anchor can have failed.
-        subject = recorder.current_file or anchor
+        subject = _failed_file(error, recorder, anchor, metadata_dir)
         raise UntrustedRelease(f"{subject}: {meaning}: {error or type(error).__name__}", reason) from error
