@@ -39,7 +39,13 @@ MANIFEST = {
             "arch": "x86_64",
             "version": "1.26.1",
             "max_version": "1.26.1",
-            "waves": {"0": "2024-10-25T18:00:00Z", "20": "2024-10-25T21:00:00Z", "1843": "2024-10-31T17:00:00Z"},
+            # As updog reads them: any u32 key (not only seeds below 2048), chrono's relaxed RFC 3339.
+            "waves": {
+                "0": "2024-10-25T18:00:00Z",
+                "20": "2024-10-25T21:00:00Z",
+                "1843": "2024-10-31T17:00:00Z",
+                "4000000000": "2024-11-2 17:00:00.5+01:00",
+            },
             "images": {"boot": "a-boot.ext4.lz4", "root": "a-root.ext4.lz4", "hash": "a-root.verity.lz4"},
         }
     ],

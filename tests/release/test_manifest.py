@@ -53,6 +53,14 @@ def test_the_reference_example_parses() -> None:
     assert manifest.digest == hashlib.sha256(REFERENCE_EXAMPLE).hexdigest()
 
 
+def test_wave_keys_above_max_seed_are_accepted_like_updog_does(manifests: Manifests) -> None:
+    waves = {"0": "2024-10-25T18:00:00Z", "2049": "2024-10-26T18:00:00Z", "4294967295": "2024-10-27T18:00:00Z"}
+    (update,) = parse_manifest(manifests.document(manifests.entry("1.26.0", waves=waves))).updates
+
+    assert list(update.waves) == [0, 2049, 4294967295]
+    assert release_time(update) == datetime(2024, 10, 25, 18, tzinfo=UTC)
+
+
 def test_unknown_fields_are_ignored_like_bottlerocket_does(manifests: Manifests) -> None:
     document = json.loads(manifests.document(manifests.entry("1.26.0", status="Ready")))
     document["datastore_versions"] = {}
@@ -178,7 +186,11 @@ MALFORMED = {
     "no-images": (lambda m: _without(m, "images"), "updates[0].images: Field required"),
     "no-hash-image": (lambda m: _entry_with(m, images={"boot": "b", "root": "r"}), "updates[0].images.hash"),
     "seed-not-a-number": (lambda m: _entry_with(m, waves={"first": "2024-10-25T18:00:00Z"}), "seed 'first'"),
-    "seed-too-big": (lambda m: _entry_with(m, waves={"2049": "2024-10-25T18:00:00Z"}), "updates[0].waves: seed '2049'"),
+    "seed-above-u32": (
+        lambda m: _entry_with(m, waves={"4294967296": "2024-10-25T18:00:00Z"}),
+        "updates[0].waves: seed '4294967296'",
+    ),
+    "seed-negative": (lambda m: _entry_with(m, waves={"-1": "2024-10-25T18:00:00Z"}), "updates[0].waves: seed '-1'"),
     "seed-twice": (
         lambda m: _entry_with(m, waves={"20": "2024-10-25T18:00:00Z", "020": "2024-10-26T18:00:00Z"}),
         "seed 20 appears twice",
