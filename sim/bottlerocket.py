@@ -393,7 +393,7 @@ class SimHost:
         self, action: str, at: float, policy: WaitPolicy, outer: str, console: Console | None = None, inner: str = ""
     ) -> float:
         """update.rs, `wait_request`: read the status, POST the action, poll until its record changes."""
-        command = {"refresh-updates": "refresh", "prepare-update": "prepare"}.get(action, action.split("-")[0])
+        command = action.split("-")[0]  # its `cmd_type`: refresh, prepare, activate, deactivate
         if self.busy_until > at:
             reason = initial_status_failed(423, "Locked", SHARE_LOCK)
             raise CliError(outer + inner + reason, 0.1)
