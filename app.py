@@ -16,14 +16,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 import aws_cdk as cdk  # noqa: E402
 
 from stacks.limits import LimitExceeded  # noqa: E402
-from stacks.synth import (  # noqa: E402
-    CONTEXT_KEY,
-    ConfigError,
-    build_app,
-    cdk_json_context,
-    synth_within_limits,
-    validate_config,
-)
+from stacks.synth import CDK_JSON, build_app, synth_within_limits  # noqa: E402
+from updraft.config_file import CONTEXT_KEY, ConfigError, cdk_json_context, validate_config  # noqa: E402
 
 
 def updraft_context(app: cdk.App) -> Any:
@@ -39,7 +33,7 @@ def updraft_context(app: cdk.App) -> Any:
 
 def main() -> int:
     # cdk.json's context as the base, so `python app.py` alone matches `cdk synth`; the CLI's context wins.
-    app = cdk.App(context=cdk_json_context())
+    app = cdk.App(context=cdk_json_context(CDK_JSON))
     try:
         config = validate_config(updraft_context(app))
     except ConfigError as error:

@@ -10,11 +10,10 @@ from pydantic import ValidationError
 
 from cli.errors import UsageProblem
 from updraft.config import GroupPolicy, RolloutRequest, UpdraftConfig
+from updraft.config_file import ConfigError, config_from_cdk_json
 
 
 def load(path: Path) -> UpdraftConfig:
-    from stacks.synth import ConfigError, config_from_cdk_json  # loads the CDK libraries: only when needed
-
     try:
         return config_from_cdk_json(path)
     except FileNotFoundError:

@@ -1,4 +1,8 @@
-"""Config validation and synthesis, shared by app.py, the tests and the simulation."""
+"""Synthesis of the Updraft app, shared by app.py, the tests and the simulation.
+
+Reading and validating cdk.json is the config schema's business (`updraft.config_file`); the helpers here
+default to this checkout's cdk.json.
+"""
 
 from __future__ import annotations
 
@@ -10,47 +14,27 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import cx_api
 from cdk_nag import AwsSolutionsChecks
-from pydantic import ValidationError
 
 from stacks.limits import check_template
 from stacks.updraft_stack import UpdraftStack
+from updraft import config_file
 from updraft.config import UpdraftConfig
+from updraft.config_file import CONTEXT_KEY, ConfigError, validate_config  # noqa: F401 (importable from here too)
 
+# This checkout's cdk.json: what `cdk synth` reads, and the default of the helpers below.
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
-CONTEXT_KEY = "updraft"
 STACK_NAME = "Updraft"
 TEST_ENV = cdk.Environment(account="123456789012", region="us-east-1")
 
 
-class ConfigError(ValueError):
-    """The `updraft` context is invalid; `problems` has one line per bad field."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-def validate_config(context: Any) -> UpdraftConfig:
-    """Validate the `updraft` context value, naming every bad field as `updraft.<path>: <message>`."""
-    if context is None:
-        raise ConfigError([f"{CONTEXT_KEY}: missing from the CDK context (cdk.json)"])
-    try:
-        return UpdraftConfig.model_validate(context)
-    except ValidationError as error:
-        raise ConfigError([_describe(problem) for problem in error.errors()]) from error
-
-
-def _describe(problem: Any) -> str:
-    path = ".".join(str(part) for part in (CONTEXT_KEY, *problem["loc"]))
-    return f"{path}: {problem['msg']}"
-
-
 def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
-    return json.loads(path.read_text()).get("context", {})
+    """The context of a cdk.json, by default this checkout's."""
+    return config_file.cdk_json_context(path)
 
 
 def config_from_cdk_json(path: Path = CDK_JSON) -> UpdraftConfig:
-    return validate_config(cdk_json_context(path).get(CONTEXT_KEY))
+    """The validated fleet configuration of a cdk.json, by default this checkout's."""
+    return config_file.config_from_cdk_json(path)
 
 
 def feature_flags(path: Path = CDK_JSON) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks import ConfigError, validate_config
+from updraft.config_file import ConfigError, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -105,7 +105,7 @@ def test_a_root_other_than_the_one_its_checksum_names_stops_synth(tmp_path: Path
 
 
 def test_synth_without_a_checksum_names_the_field(tmp_path: Path) -> None:
-    from stacks.synth import ConfigError, validate_config
+    from updraft.config_file import ConfigError, validate_config
 
     with pytest.raises(ConfigError, match=r"updraft\.detection\.trusted_root_sha512: Field required"):
         validate_config({"groups": [{"name": "a", "variant": "aws-ecs-2"}], "detection": {}})
