@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -342,6 +343,35 @@ def simulate(
     config: Annotated[Path | None, typer.Option("--config", help="The cdk.json to simulate.")] = None,
 ) -> None:
     """Run the real pipeline for a cdk.json against a simulated fleet (no AWS account needed)."""
-    from sim.demo import run  # the simulation needs the dev dependencies; import it only here
-
+    try:
+        run = _simulation()
+    except CliError as problem:
+        output.error(str(problem))
+        raise typer.Exit(problem.exit_code) from None
     raise typer.Exit(run(hosts, seed, config) if config else run(hosts, seed))
+
+
+# The checkout this command line runs from, when it is installed editable (`make setup`): sim/ and stacks/
+# are not part of the installed package.
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _simulation() -> Callable[..., int]:
+    """The simulation's entry point. It lives in the project checkout (sim/, stacks/) and needs the dev
+    dependencies (the CDK, moto): imported only here, so every other command runs without them."""
+    if not (CHECKOUT / "sim" / "demo.py").is_file():
+        raise CliError(
+            "updraft simulate needs the project checkout (sim/, stacks/) and its dev dependencies: "
+            "run it from a clone of the repository after `make setup` (`.venv/bin/updraft simulate`, or `make demo`)"
+        )
+    for path in (CHECKOUT / "functions", CHECKOUT):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    try:
+        from sim.demo import run
+    except ModuleNotFoundError as missing:
+        raise CliError(
+            f"updraft simulate needs the dev dependencies, and {missing.name} is not installed: "
+            f"run `make setup` in {CHECKOUT} and use its .venv/bin/updraft"
+        ) from None
+    return run
