@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -14,13 +12,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.definition import definition
 from stacks.documents import CommandDocuments
 from stacks.functions import FUNCTIONS, LOG_RETENTION, ON_ALARM, RolloutFunctions
 from stacks.nag import acknowledge
 from updraft.adapters.ledger import BY_GROUP
 from updraft.config import UpdraftConfig
-
-DEFINITION = Path(__file__).resolve().parent.parent / "statemachines" / "rollout.asl.json"
 
 
 def substitution_key(function_name: str) -> str:
@@ -129,8 +126,8 @@ class RolloutEngine(Construct):
             "Rollout",
             state_machine_name=self.state_machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
-            # Inline, so template tests and cfn-lint see the definition that is deployed.
-            definition_body=sfn.DefinitionBody.from_string(DEFINITION.read_text()),
+            # Inline, so template tests and cfn-lint see the definition that is deployed: the one the tests run.
+            definition_body=sfn.DefinitionBody.from_string(definition()),
             definition_substitutions=substitutions,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import yaml
 
+from stacks.definition import definition, substitute
+from tests.routing.machine import deployed
+
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = {
     "check_release",
@@ -180,9 +183,18 @@ def test_state_machine_is_standard_logged_and_traced(state_machine):
     assert props["TracingConfiguration"] == {"Enabled": True}
 
 
-def test_definition_is_the_asl_file_inline(state_machine):
+def test_definition_is_the_loaded_definition_inline(state_machine):
     assert "DefinitionS3Location" not in state_machine
-    assert state_machine["DefinitionString"] == (ROOT / "statemachines/rollout.asl.json").read_text()
+    assert state_machine["DefinitionString"] == definition()
+
+
+def test_the_deployed_definition_is_the_one_the_routing_tests_execute(state_machine):
+    # The template's definition, its placeholders resolved as tests/routing resolves them, is exactly the text
+    # the routing tests' state machine runs: what they prove of routes, retries and catches holds for the stack.
+    with deployed() as machine:
+        executed = machine.sfn.describe_state_machine(stateMachineArn=machine.arn)["definition"]
+        assert set(state_machine["DefinitionSubstitutions"]) == set(machine.substitutions)
+        assert substitute(state_machine["DefinitionString"], machine.substitutions) == executed
 
 
 def test_every_placeholder_is_substituted(state_machine):

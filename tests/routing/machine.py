@@ -1,6 +1,7 @@
-"""The rollout state machine's routing: the real ASL on moto's interpreter, on virtual time, with every Lambda
-step answering from a script of canned results (no handler runs). What is under test is the definition itself:
-its choices, retries, catches, waits and the data it passes between states."""
+"""The rollout state machine's routing: the definition the stack deploys (stacks/definition.py) on moto's
+interpreter, on virtual time, with every Lambda step answering from a script of canned results (no handler runs).
+What is under test is the definition itself: its choices, retries, catches, waits and the data it passes between
+states."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -22,10 +22,10 @@ from moto.awslambda.models import LambdaFunction
 from sim import moto_wiring
 from sim.clock import VirtualClock
 from sim.faults import LambdaServiceError
+from stacks.definition import definition, substitute
 from stacks.functions import FUNCTIONS
 from stacks.rollout_engine import substitution_key
 
-DEFINITION = Path(__file__).resolve().parents[2] / "statemachines" / "rollout.asl.json"
 STEPS = tuple(spec.name for spec in FUNCTIONS if spec.step)  # the state machine's Lambda steps
 LOCKS = "locks"
 ROLLOUT = {"rollout_id": "r-1", "group": "web", "target_version": "1.26.1"}
@@ -97,7 +97,7 @@ class Machine:
         self.locks = boto3.resource("dynamodb").Table(LOCKS)
         role = boto3.client("iam").create_role(RoleName="routing", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         functions = boto3.client("lambda")
-        substitutions = {"LockTableName": LOCKS}
+        substitutions: dict[str, str] = {"LockTableName": LOCKS}
         for step in STEPS:
             name = substitution_key(step).removesuffix("FunctionArn")
             arn = functions.create_function(
@@ -108,10 +108,10 @@ class Machine:
                 Code={"ZipFile": _empty_zip()},
             )["FunctionArn"]
             substitutions[substitution_key(step)] = arn
-        definition = DEFINITION.read_text()
-        for key, value in substitutions.items():
-            definition = definition.replace("${" + key + "}", value)
-        self.arn = self.sfn.create_state_machine(name="rollout", definition=definition, roleArn=role)["stateMachineArn"]
+        self.substitutions = substitutions  # what the deployed definition's placeholders stand for here
+        self.arn = self.sfn.create_state_machine(
+            name="rollout", definition=substitute(definition(), substitutions), roleArn=role
+        )["stateMachineArn"]
 
     def invoke(self, function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
         step = function.handler.removesuffix(".handler")

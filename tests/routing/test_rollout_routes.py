@@ -122,19 +122,21 @@ def test_a_release_event_waits_for_its_policy_then_starts_with_the_original_requ
 
     run = machine.run(event, script)
 
-    assert run.states[:7] == [
+    assert run.states[:9] == [
         "IsReleaseEvent",
-        "HoldRequest",
+        "NestRequest",
         "CheckRelease",
         "ReleaseVerdict",
         "WaitForEligibility",
         "CheckRelease",
         "ReleaseVerdict",
+        "UnnestRequest",
+        "AcquireLock",
     ]
     checks = [call.at for call in script.calls if call.step == "check_release"]
     assert checks[1] - checks[0] == 3600
     assert script.payloads("check_release")[0]["request"] == event
-    assert script.payloads("acquire_lock")[0]["request"] == event  # ReleaseRequest unwraps the held request
+    assert script.payloads("acquire_lock")[0]["request"] == event  # UnnestRequest unnests the request
 
 
 @pytest.mark.parametrize("verdict", ["skip", "duplicate"])
@@ -192,7 +194,7 @@ def test_errors_past_the_retries_are_recorded_and_fail_the_rollout(machine: Mach
 
     assert (run.status, run.error) == ("FAILED", "Updraft.RolloutFailed")
     assert len([call for call in script.calls if call.step == "check_hosts"]) == 5  # the first try and 4 retries
-    assert run.states[-5:] == ["CheckHosts", "RecordError", "ReleaseLock", "Outcome", "Failed"]
+    assert run.states[-5:] == ["CheckHosts", "FinishAsFailed", "ReleaseLock", "Outcome", "Failed"]
     (recorded,) = script.payloads("finish")
     assert recorded["rollout"] == ROLLOUT
     assert recorded["error"]["Error"] == "Lambda.ServiceException"
@@ -203,7 +205,7 @@ def test_a_step_that_fails_is_recorded_by_finish(machine: Machine, step: str) ->
     script = planned(1).on("apply_wave", progress(0, verdict="go"))
     script.on("check_hosts", progress(0, done=True, verdict="complete"))
     script.on("finish", lambda payload: finished("failed" if "error" in payload else "succeeded"))
-    if step == "finish":  # Finish failed: RecordError, the same function, is then called with the error
+    if step == "finish":  # Finish failed: FinishAsFailed, the same function, is then called with the error
         script.answers[step].insert(0, Raise("ValidationError"))
     else:
         script.answers[step] = [Raise("ValidationError")]
@@ -211,7 +213,7 @@ def test_a_step_that_fails_is_recorded_by_finish(machine: Machine, step: str) ->
     run = machine.run(REQUEST, script)
 
     assert (run.status, run.error) == ("FAILED", "Updraft.RolloutFailed")
-    assert "RecordError" in run.states
+    assert "FinishAsFailed" in run.states
     assert script.payloads("finish")[-1]["error"]["Error"] == "ValidationError"
 
 
@@ -222,7 +224,7 @@ def test_when_recording_the_failure_fails_too_the_rollout_still_ends_failed(mach
     run = machine.run(REQUEST, script)
 
     assert (run.status, run.error) == ("FAILED", "Updraft.RolloutFailed")
-    assert run.states[-6:] == ["ApplyWave", "RecordError", "MarkFailed", "ReleaseLock", "Outcome", "Failed"]
+    assert run.states[-6:] == ["ApplyWave", "FinishAsFailed", "MarkFailed", "ReleaseLock", "Outcome", "Failed"]
 
 
 def test_a_halt_rolls_back_until_done_and_ends_halted(machine: Machine) -> None:
@@ -272,10 +274,10 @@ def test_a_bake_polls_until_its_verdict(machine: Machine, after_bake: str, route
     baked = run.states.index("WaitForBake")
     assert run.states[baked : baked + 6] == [
         "WaitForBake",
-        "CheckBake",
+        "Bake",
         "IsBakeDone",
         "WaitForBake",
-        "CheckBake",
+        "Bake",
         "IsBakeDone",
     ]
     assert run.states[baked + 6 : baked + 6 + len(route)] == route
