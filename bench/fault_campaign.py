@@ -44,9 +44,9 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from sim.aws.lambda_ import LambdaServiceError  # noqa: E402
 from sim.bottlerocket import Fault  # noqa: E402
 from sim.clock import EPOCH, SimulationStuck  # noqa: E402
-from sim.faults import LambdaServiceError  # noqa: E402
 from sim.update_repository import UpdateRepository  # noqa: E402
 from sim.world import World  # noqa: E402
 from stacks import synthesize  # noqa: E402
