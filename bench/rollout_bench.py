@@ -31,7 +31,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.costs import Cost, Meter, cost  # noqa: E402
-from sim import moto_wiring  # noqa: E402
+from sim import aws  # noqa: E402
 from sim.report import Figures, figures, outcome_record  # noqa: E402
 from sim.world import World  # noqa: E402
 from stacks import synthesize  # noqa: E402
@@ -74,7 +74,7 @@ def run(template: dict, group: str, hosts: int, seed: int, throttle: int = 0) ->
     """One rollout of a fresh, identically seeded fleet; its figures and estimated cost."""
     started = time.perf_counter()
     with World(template, seed=seed, lambda_log_level="ERROR") as world:
-        meter = Meter(lambda: moto_wiring.pipeline_call(world.clock))
+        meter = Meter(lambda: aws.pipeline_call(world.clock))
         meter.attach(boto3.DEFAULT_SESSION)
         world.launch(group, hosts)
         world.fleet.throttle_sends = throttle

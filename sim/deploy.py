@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 
-from sim.moto_wiring import publish_public_parameter
+from sim.aws.ssm import publish_public_parameter
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

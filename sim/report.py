@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from sim import moto_wiring
+from sim.aws import lambda_
 from sim.world import Execution, World
 from updraft.config import GroupPolicy
 
@@ -82,7 +82,7 @@ CALL_MS = {"dynamodb": 8.0, "ssm": 35.0, "ec2": 60.0, "ecs": 40.0, "eventbridge"
 OTHER_CALL_MS = 40.0
 
 
-def billed_ms(invocation: moto_wiring.Invocation) -> int:
+def billed_ms(invocation: lambda_.Invocation) -> int:
     """One run's billed duration: rounded up to the millisecond, as Lambda bills."""
     calls = sum(CALL_MS.get(service, OTHER_CALL_MS) * count for service, count in invocation.calls.items())
     return math.ceil(HANDLER_MS + calls)
@@ -90,7 +90,7 @@ def billed_ms(invocation: moto_wiring.Invocation) -> int:
 
 def _lambda_usage(world: World) -> dict:
     """Lambda runs and their billed GB-seconds (modelled: see `billed_ms`)."""
-    runs = list(moto_wiring.INVOCATIONS)
+    runs = list(lambda_.INVOCATIONS)
     memory = {name: _memory_mb(name) for name in {run.function for run in runs}}
     gb_seconds = sum(billed_ms(run) / 1000 * memory[run.function] / 1024 for run in runs)
     return {"invocations": len(runs), "gb_seconds": gb_seconds}

@@ -2,7 +2,8 @@
 what AWS would refuse, with AWS's error code.
 
 moto already enforces DynamoDB's 400 KB item size (`ItemSizeTooLarge`) and the 256 KB payload of each Step
-Functions state (`moto/stepfunctions/parser/quotas.py`); these are the ones it lacks.
+Functions state (`moto/stepfunctions/parser/quotas.py`); these are the ones it lacks. They are facts about the
+services and import nothing of moto; the patches in sim/aws/ check each request against them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ EXECUTION_INPUT = 256 * KB
 # event entry size" says: 14 bytes for a Time, then the UTF-8 bytes of Source, DetailType, Detail, Resources.
 PUT_EVENTS_REQUEST = 256 * KB
 TIME_BYTES = 14
+# ECS API reference: UpdateContainerInstancesState takes at most 10 container instances, DescribeContainerInstances
+# and DescribeTasks at most 100 items.
+ECS_STATE_CHANGE_ITEMS = 10
+ECS_DESCRIBE_ITEMS = 100
 
 
 class LimitRefused(Exception):
@@ -39,6 +44,11 @@ def check_send_command(instance_ids: list[str], timeout: int) -> None:
     low, high = SEND_COMMAND_TIMEOUT
     if not low <= timeout <= high:
         raise LimitRefused("ValidationException", f"TimeoutSeconds {timeout} is outside {low}..{high}")
+
+
+def check_ecs_items(items: list[str] | None, limit: int, name: str) -> None:
+    if items and len(items) > limit:
+        raise LimitRefused("InvalidParameterException", f"{name} can have at most {limit} items, got {len(items)}")
 
 
 def check_execution_input(execution_input: str | None) -> None:

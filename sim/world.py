@@ -18,10 +18,8 @@ from typing import Any
 import boto3
 import botocore.loaders
 from boto3.dynamodb.conditions import Key
-from moto import mock_aws
-from moto.events import models as events_models
 
-from sim import faults, moto_wiring
+from sim import aws, faults
 from sim.bottlerocket import Fault, Repository
 from sim.clock import VirtualClock
 from sim.deploy import ACCOUNT, REGION, deploy
@@ -87,7 +85,7 @@ class World:
     def __enter__(self) -> World:
         self._saved_env = dict(os.environ)
         os.environ.update(ENVIRONMENT)
-        self._mock = mock_aws(config=moto_wiring.MOTO_CONFIG)
+        self._mock = aws.mocked()
         self._mock.start()
         self._harness = self.clock.harness()  # this thread drives the world, and holds the turn until it waits
         self._harness.__enter__()
@@ -95,12 +93,12 @@ class World:
         # Service models are read from disk once per process, not once per world (they never change).
         boto3.DEFAULT_SESSION._session.register_component("data_loader", _SERVICE_MODELS)
         boto3.DEFAULT_SESSION.events.register("before-call", self._count_call)
-        moto_wiring.seed(self.seed)
+        aws.seed(self.seed)
         self.fleet = Fleet(self.clock, [self.repository], seed=self.seed)
-        self._wiring = moto_wiring.wired(self.fleet, self.clock, self.lambda_env)
+        self._wiring = aws.wired(self.fleet, self.clock, self.lambda_env)
         self._patched = self._wiring.__enter__()
         self.outputs = deploy(self.template)
-        self._deployed = moto_wiring.deployed(ACCOUNT, REGION), self.clock.random.getstate()
+        self._deployed = aws.deployed(ACCOUNT, REGION), self.clock.random.getstate()
         self.sfn = boto3.client("stepfunctions")
         self.ec2 = boto3.client("ec2")
         self.cloudformation = boto3.client("cloudformation")
@@ -110,7 +108,7 @@ class World:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        moto_wiring.AFTER_STEP.clear()
+        aws.lambda_.AFTER_STEP.clear()
         try:
             if not self.clock.failed:  # a stuck world's actors stay parked: they make no call
                 self._stop_running()
@@ -128,7 +126,7 @@ class World:
         clusters) deleted, the fleet and ECS simulations empty, faults and hooks gone, the call counts at zero,
         virtual time at its start, and ids and names drawn as right after the deployment. A test then sees what
         it would in a World of its own, at a fraction of the cost; the stack itself stays deployed."""
-        moto_wiring.AFTER_STEP.clear()
+        aws.lambda_.AFTER_STEP.clear()
         faults.LAMBDA_ERRORS.clear()
         self._stop_running()
         for table in (self.ledger, self.locks):
@@ -137,7 +135,7 @@ class World:
             self._undo.pop()()
         self._alarms.clear()
         deployed, names = self._deployed
-        moto_wiring.back_to(deployed, self._patched, ACCOUNT, REGION)
+        aws.back_to(deployed, self._patched, ACCOUNT, REGION)
         self.clock.random.setstate(names)
         self.fleet.reset()
         self.repository.bad_releases.clear()
@@ -152,11 +150,11 @@ class World:
 
     def _count_call(self, event_name: str, **_: Any) -> None:
         # The pipeline's calls: its Lambdas' and its executions' own tasks, not the harness's reads.
-        if moto_wiring.pipeline_call(self.clock):
+        if aws.pipeline_call(self.clock):
             _, service, operation = event_name.split(".", 2)
             self.api_calls[f"{service}:{operation}"] += 1
-            moto_wiring.count_function_call(service)
-            function = moto_wiring.running_function()
+            aws.lambda_.count_function_call(service)
+            function = aws.lambda_.running_function()
             if function:
                 self.calls_by_function[function].add(f"{IAM_PREFIX.get(service, service)}:{operation}")
 
@@ -198,7 +196,7 @@ class World:
         """Run `hook(step_input, step_result)` each time the `step` handler (e.g. "bake") returns, in the
         execution's own thread, before the execution goes on: an operator's or the world's action at an
         exact point of a rollout."""
-        moto_wiring.AFTER_STEP.setdefault(step, []).append(hook)
+        aws.lambda_.AFTER_STEP.setdefault(step, []).append(hook)
 
     def alarm(self, name: str, state: str = "OK") -> str:
         """Create (or reset) a CloudWatch alarm, as the team's monitoring would have; returns its name."""
@@ -223,7 +221,7 @@ class World:
 
     def tick(self) -> int:
         """Fire every scheduled EventBridge rule once, now (moto never fires them by itself)."""
-        return moto_wiring.fire_schedules(ACCOUNT, REGION, self.clock)
+        return aws.events.fire_schedules(ACCOUNT, REGION, self.clock)
 
     def inject(self, instance_id: str, *faults: Fault) -> None:
         self.fleet.hosts[instance_id].faults.update(faults)
@@ -424,7 +422,7 @@ class World:
             tasks |= {task["taskArn"]: task for task in described}
         return tasks
 
-    # -- faults of the AWS side (sim/faults.py) -----------------------------------------------------
+    # -- faults of the AWS side (sim/faults.py, answered in sim/aws/) ---------------------------------
     def terminate(self, *instance_ids: str) -> None:
         """TerminateInstances, as an autoscaler or an operator would: the simulated hosts go away."""
         self.ec2.terminate_instances(InstanceIds=list(instance_ids))
@@ -457,7 +455,7 @@ class World:
             "Time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             "Resources": [arn],
         }
-        events_models.events_backends[ACCOUNT][REGION].put_events([entry])
+        aws.events.put_events(ACCOUNT, REGION, [entry])
 
     def announce_release(self, version: str, released_at: str, arch: str = "x86_64") -> None:
         """The detector's "Bottlerocket Release Available" event for this world's variant, on the release bus."""

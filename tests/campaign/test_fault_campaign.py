@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.fault_campaign import INVARIANTS, campaign, campaign_template
+from sim.campaign import INVARIANTS, campaign, campaign_template
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SEEDS = range(1000, 1020)

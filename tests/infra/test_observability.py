@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sim.moto_wiring import _transform
+from sim.aws.events import transform
 from stacks import synthesize
 from stacks.observability import HOST_METRICS, NOTIFIED, OUTCOME_METRICS
 from updraft.config import UpdraftConfig
@@ -114,7 +114,7 @@ def test_the_message_names_the_group_rollout_version_kind_and_reason(notify_rule
             Kind.ROLLOUT_HALTED, rollout, "2030-01-01T00:00:00+00:00", reason="error budget spent"
         ).model_dump(mode="json"),
     }
-    message = _transform(target["InputTransformer"], event)
+    message = transform(target["InputTransformer"], event)
     assert message == "Updraft Rollout Halted: group web, rollout r-42, version 1.27.0. Reason: error budget spent"
 
 

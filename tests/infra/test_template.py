@@ -65,7 +65,7 @@ def test_only_resource_types_the_simulation_can_deploy(resources):
         "AWS::Logs::LogGroup",
         "AWS::Events::Rule",
         "AWS::Lambda::Permission",
-        # Deployed through sim/notifications.py where moto's CloudFormation lacks them.
+        # Deployed through sim/aws/cloudformation.py where moto's CloudFormation lacks them.
         "AWS::KMS::Key",
         "AWS::SNS::Topic",
         "AWS::SNS::TopicPolicy",

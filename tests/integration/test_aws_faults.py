@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bench.fault_campaign import NEW, OLD, POLICIES, campaign_template
+from sim.campaign import NEW, OLD, POLICIES, campaign_template
 from sim.world import World
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
+from sim.aws.ssm import publish_public_parameter
 from sim.deploy import ACCOUNT, REGION
-from sim.moto_wiring import publish_public_parameter
 from sim.update_repository import UpdateRepository
 from sim.world import World
 from stacks import synthesize

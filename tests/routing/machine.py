@@ -19,9 +19,9 @@ import boto3
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 
-from sim import moto_wiring
+from sim import aws
+from sim.aws.lambda_ import LambdaServiceError
 from sim.clock import VirtualClock
-from sim.faults import LambdaServiceError
 from stacks.definition import definition, substitute
 from stacks.functions import FUNCTIONS
 from stacks.rollout_engine import substitution_key
@@ -171,7 +171,7 @@ def deployed() -> Iterator[Machine]:
     )
     clock = VirtualClock()
     try:
-        with mock_aws(config=moto_wiring.MOTO_CONFIG), clock.harness(), moto_wiring.scheduled(clock):
+        with mock_aws(config=aws.MOTO_CONFIG), clock.harness(), aws.scheduled(clock):
             boto3.setup_default_session()
             boto3.client("dynamodb").create_table(
                 TableName=LOCKS,

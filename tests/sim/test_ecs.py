@@ -12,9 +12,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from sim.aws.ecs import simulated
 from sim.bottlerocket import Fault, Repository
 from sim.clock import VirtualClock
-from sim.ecs import SERVICE_STOP_SECONDS, simulated
+from sim.ecs import SERVICE_STOP_SECONDS
 from sim.fleet import Fleet
 
 REGION = "us-east-1"

@@ -7,7 +7,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sim import moto_wiring
+from sim import aws
+from sim.aws.events import transform
 from sim.bottlerocket import Repository
 from sim.clock import VirtualClock
 from sim.fleet import Fleet
@@ -21,7 +22,7 @@ def clock():
     os.environ.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"})
     clock = VirtualClock()
     fleet = Fleet(clock, [Repository("aws-ecs-2", "x86_64", ["1.26.0"])])
-    with mock_aws(config=moto_wiring.MOTO_CONFIG), clock.harness(), moto_wiring.wired(fleet, clock):
+    with mock_aws(config=aws.MOTO_CONFIG), clock.harness(), aws.wired(fleet, clock):
         yield clock
     fleet.close()
 
@@ -57,7 +58,7 @@ def test_the_input_transformer_fills_placeholders_as_eventbridge_does() -> None:
         "InputPathsMap": {"v": "$.detail.version", "n": "$.detail.count"},
         "InputTemplate": '{"bare": <v>, "quoted": "<v>", "inside": "to <v> now", "number": <n>}',
     }
-    assert moto_wiring._transform(transformer, event) == {
+    assert transform(transformer, event) == {
         "bare": "1.26.1",
         "quoted": "1.26.1",
         "inside": "to 1.26.1 now",

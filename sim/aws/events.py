@@ -1,0 +1,141 @@
+"""EventBridge: rules deliver events to Lambda, Step Functions and SNS targets (moto delivers none of these),
+schedules fire when the harness ticks them, and PutEvents has its request limit.
+
+One patch of `Rule.send_to_targets` delivers an event to a rule's targets, in this order:
+1. a schedule rule takes only its own "Scheduled Event" (moto matches every event against a schedule rule's
+   empty pattern; AWS does not);
+2. targets moto delivers itself (SQS queues, ...) are left to moto;
+3. unless the event matches the rule's pattern, nothing more;
+4. Lambda targets are invoked (asynchronously, as EventBridge does: in-process here) and Step Functions
+   targets start an execution, in the rule's target order, each with the input the target makes of the event;
+5. SNS targets get the text EventBridge makes of that input, published to the topic, which fans it out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+from unittest import mock
+
+import jsonpath_ng
+from moto.awslambda import models as lambda_models
+from moto.events import models as events_models
+from moto.stepfunctions.parser import models as parser_models
+
+from sim import service_limits
+from sim.aws import sns
+from sim.aws.common import within_limits
+from sim.clock import VirtualClock
+
+LOG = logging.getLogger("sim")
+
+
+def patches() -> list[Any]:
+    original_send = events_models.Rule.send_to_targets
+    original_put = events_models.EventsBackend.put_events
+
+    def send_to_targets(self: Any, event: dict, transform_input: bool = True) -> None:
+        if self.scheduled_expression and event.get("detail-type") != "Scheduled Event":
+            return
+        topics = [t for t in self.targets if sns.is_topic(t["Arn"])]
+        ours = [t for t in self.targets if t not in topics and (":lambda:" in t["Arn"] or ":stateMachine:" in t["Arn"])]
+        moto_delivers = [t for t in self.targets if t not in topics and t not in ours]
+        if moto_delivers:
+            with mock.patch.object(self, "targets", moto_delivers):
+                original_send(self, event, transform_input)
+        if not (ours or topics) or not self.event_pattern.matches_event(event):
+            return
+        for target in ours:
+            body = json.dumps(_target_input(target, event))
+            if ":lambda:" in target["Arn"]:
+                _invoke_target_function(self, target["Arn"], body)
+            else:
+                backend = parser_models.stepfunctions_parser_backends[self.account_id][self.region_name]
+                backend.start_execution(target["Arn"], None, body)
+        for target in topics:
+            # SNS publishes the text EventBridge makes: a JSON string template arrives with its quotes.
+            message = json.dumps(_target_input(target, event), ensure_ascii=False)
+            sns.backend(target["Arn"]).publish(message=message, arn=target["Arn"])
+
+    def put_events(self: Any, entries: list[dict[str, Any]]) -> Any:
+        within_limits(service_limits.check_put_events, entries)
+        return original_put(self, entries)
+
+    return [
+        mock.patch.object(events_models.Rule, "send_to_targets", send_to_targets),
+        mock.patch.object(events_models.EventsBackend, "put_events", put_events),
+    ]
+
+
+def put_events(account: str, region: str, entries: list[dict[str, Any]]) -> Any:
+    """PutEvents as an AWS service calls it (Step Functions, CloudWatch): straight to the account's backend."""
+    return events_models.events_backends[account][region].put_events(entries)
+
+
+def fire_schedules(account: str, region: str, clock: VirtualClock) -> int:
+    """One tick of every scheduled rule, now (moto stores schedules but never fires them); how many fired."""
+    backend = events_models.events_backends[account][region]
+    event = {
+        "version": "0",
+        "id": str(uuid.UUID(int=clock.random.getrandbits(128), version=4)),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "detail": {},
+    }
+    fired = 0
+    for bus in backend.event_buses.values():
+        for rule in bus.rules.values():
+            if rule.scheduled_expression and rule.state == "ENABLED":
+                rule.send_to_targets({**event, "resources": [rule.arn]})
+                fired += 1
+    return fired
+
+
+def transform(transformer: dict, event: dict) -> Any:
+    """EventBridge's input transformer: a bare `<name>` becomes the JSON value (a string quoted), a
+    `"<name>"` the string, and a placeholder inside a longer string its text (moto quotes nothing)."""
+    values = {}
+    for name, path in transformer.get("InputPathsMap", {}).items():
+        matches = jsonpath_ng.parse(path).find(event)
+        values[name] = matches[0].value if matches else None
+
+    def as_text(name: str) -> str:
+        value = values[name]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    placeholder = re.compile(r"<([\w.-]+)>")
+
+    def fill(piece: str, in_string: bool) -> str:
+        if in_string:  # the text, escaped for its place inside a JSON string
+            return placeholder.sub(lambda m: json.dumps(as_text(m[1]))[1:-1], piece)
+        return placeholder.sub(lambda m: json.dumps(values[m[1]]), piece)
+
+    # Odd pieces are the template's string literals.
+    pieces = re.split(r'("(?:[^"\\]|\\.)*")', transformer["InputTemplate"])
+    return json.loads("".join(fill(piece, index % 2 == 1) for index, piece in enumerate(pieces)))
+
+
+def _target_input(target: dict, event: dict) -> Any:
+    """What a target receives: the event, or its Input, InputPath or InputTransformer."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        (match,) = jsonpath_ng.parse(target["InputPath"]).find(event)
+        return match.value
+    if "InputTransformer" in target:
+        return transform(target["InputTransformer"], event)
+    return event
+
+
+def _invoke_target_function(rule: Any, arn: str, body: str) -> None:
+    function = lambda_models.lambda_backends[rule.account_id][rule.region_name].get_function(arn)
+    response: dict[str, str] = {}
+    payload = function.invoke(body, {"x-amz-invocation-type": "Event"}, response)
+    if "x-amz-function-error" in response:
+        LOG.warning("EventBridge target %s failed: %s", arn, payload)

@@ -1,0 +1,34 @@
+"""botocore, the SDK every caller's clients are made with: retry backoff and its jitter on the virtual clock.
+
+A backoff is the sleeping actor's own: the rest of the world goes on meanwhile. The jitter is drawn from the
+clock's seeded random, in turn order, for both of botocore's retry modes (standard: the pipeline's clients;
+legacy: Step Functions' aws-sdk tasks).
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import botocore.endpoint as botocore_endpoint
+from botocore import retryhandler
+from botocore.retries.standard import ExponentialBackoff
+
+from sim.clock import VirtualClock
+
+
+def patches(clock: VirtualClock) -> list[Any]:
+    original_delay = ExponentialBackoff.delay_amount
+
+    def delay_amount(self: ExponentialBackoff, context: Any) -> float:
+        self._random = clock.random.random  # botocore's jitter, drawn in turn order
+        return original_delay(self, context)
+
+    backoff = SimpleNamespace(sleep=lambda seconds: clock.sleep(seconds, reason="botocore backoff"), time=time.time)
+    return [
+        mock.patch.object(botocore_endpoint, "time", backoff),
+        mock.patch.object(ExponentialBackoff, "delay_amount", delay_amount),
+        mock.patch.object(retryhandler, "random", clock.random),  # legacy mode's jitter (aws-sdk tasks)
+    ]

@@ -1,0 +1,193 @@
+"""SSM: Run Command is answered by the simulated fleet, which runs the real document scripts.
+
+SendCommand passes through two of moto's methods, each patched once, and its concerns run in this order:
+1. the request (`SimpleSystemManagerResponse.send_command`): its own limits (at most 50 instance ids, a
+   timeout within SSM's bounds), checked before anything looks at the instances (sim/service_limits.py);
+2. the backend (`SimpleSystemManagerBackend.send_command`):
+   a. fault injection: an instance that is not running (terminated) fails the whole command with
+      InvalidInstanceId, as SSM does;
+   b. the fleet reads documents from SSM's store; a command naming Targets is refused (the fleet takes
+      InstanceIds);
+   c. moto records the command;
+   d. delivery to the fleet, which runs the document on each host; a refusal of the fleet (throttled, an
+      unknown document) takes moto's record back and answers as SSM would.
+The reads (GetCommandInvocation, ListCommandInvocations, ListCommands, DescribeInstanceInformation) answer
+from the fleet, paged and filtered as SSM does; an empty Targets list resolves to no instance, as in AWS.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from unittest import mock
+
+from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
+from moto.ssm import models as ssm_models
+from moto.ssm.responses import SimpleSystemManagerResponse
+
+from sim import service_limits
+from sim.aws import ec2
+from sim.aws.common import PAGE_LIMIT, api_error, page, within_limits
+from sim.fleet import Fleet, SimulatedApiError, load_document
+
+
+def patches(fleet: Fleet) -> list[Any]:
+    backend_class = ssm_models.SimpleSystemManagerBackend
+    original_send = backend_class.send_command
+
+    def send_command(self: Any, **kwargs: Any) -> Any:
+        gone = ec2.not_running(self.account_id, self.region_name, kwargs.get("instance_ids") or [])
+        if gone:
+            raise JsonRESTError("InvalidInstanceId", f"Instances {gone} not in a valid state for account")
+        _bind_documents(fleet, self)
+        if kwargs.get("targets"):
+            raise JsonRESTError("InvalidParameters", "the simulated fleet takes InstanceIds, not Targets")
+        command = original_send(self, **kwargs)
+        try:
+            fleet.send_command(
+                command.command_id,
+                kwargs["document_name"],
+                kwargs.get("parameters") or {},
+                kwargs.get("instance_ids") or [],
+                int(kwargs.get("timeout_seconds") or 3600),
+            )
+        except SimulatedApiError as error:
+            self._commands.remove(command)
+            raise api_error(error) from None
+        return command
+
+    original_request = SimpleSystemManagerResponse.send_command
+
+    def send_command_request(self: SimpleSystemManagerResponse) -> Any:
+        # The request's own limits are checked first, before anything looks at the instances.
+        timeout = self._get_int_param("TimeoutSeconds") or 3600
+        within_limits(service_limits.check_send_command, self._get_param("InstanceIds", []), timeout)
+        return original_request(self)
+
+    def get_command_invocation(self: Any, command_id: str, instance_id: str, plugin_name: Any) -> dict:
+        view = next((v for v in _views(fleet, command_id) if v["InstanceId"] == instance_id), None)
+        if view is None:
+            raise JsonRESTError("InvocationDoesNotExist", "no such invocation")
+        return {
+            "CommandId": command_id,
+            "InstanceId": instance_id,
+            "DocumentName": view["DocumentName"],
+            "PluginName": "aws:runShellScript",
+            "ResponseCode": view["CommandPlugins"][0]["ResponseCode"],
+            "Status": view["Status"],
+            "StatusDetails": view["StatusDetails"],
+            "StandardOutputContent": view["_stdout"],
+            "StandardErrorContent": view["_stderr"],
+        }
+
+    def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
+        command_id = self._get_param("CommandId")
+        details = self._get_bool_param("Details", False)
+        views = []
+        for view in _views(fleet, command_id):
+            view = {k: v for k, v in view.items() if not k.startswith("_")}
+            if not details:
+                view.pop("CommandPlugins")
+            views.append(view)
+        found, token = page(views, self._get_param("NextToken"), self._get_int_param("MaxResults") or PAGE_LIMIT)
+        return ActionResult({"CommandInvocations": found, **({"NextToken": token} if token else {})})
+
+    def list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
+        # moto applies neither Filters nor paging, and stamps commands with the wall clock.
+        commands = self.ssm_backend.list_commands(self._get_param("CommandId"), self._get_param("InstanceId"))
+        sent = [(command, fleet.clock.at(fleet.commands[command.command_id].sent_at)) for command in commands]
+        for item in self._get_param("Filters") or []:
+            sent = [(command, at) for command, at in sent if _command_matches(command, at, item["key"], item["value"])]
+        views = [{**command.response_object(), "RequestedDateTime": at} for command, at in sent]
+        found, token = page(views, self._get_param("NextToken"), self._get_int_param("MaxResults") or PAGE_LIMIT)
+        return ActionResult({"Commands": found, **({"NextToken": token} if token else {})})
+
+    def describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
+        wanted = None
+        for item in self._get_param("Filters") or []:
+            if item["Key"] == "InstanceIds":
+                wanted = item["Values"]
+        for item in self._get_param("InstanceInformationFilterList") or []:
+            if item["key"] == "InstanceIds":
+                wanted = item["valueSet"]
+        information = fleet.instance_information(wanted)
+        found, token = page(information, self._get_param("NextToken"), self._get_int_param("MaxResults") or PAGE_LIMIT)
+        return ActionResult({"InstanceInformationList": found, **({"NextToken": token} if token else {})})
+
+    return [
+        mock.patch.object(backend_class, "send_command", send_command),
+        mock.patch.object(backend_class, "get_command_invocation", get_command_invocation),
+        mock.patch.object(ssm_models.Command, "_get_instance_ids_from_targets", _targets_only),
+        mock.patch.object(
+            SimpleSystemManagerResponse, "list_command_invocations", list_command_invocations, create=True
+        ),
+        mock.patch.object(
+            SimpleSystemManagerResponse, "describe_instance_information", describe_instance_information, create=True
+        ),
+        mock.patch.object(SimpleSystemManagerResponse, "list_commands", list_commands),
+        mock.patch.object(SimpleSystemManagerResponse, "send_command", send_command_request),
+    ]
+
+
+def publish_public_parameter(name: str, value: str, account: str, region: str) -> None:
+    """Seed an AWS-owned public parameter (`/aws/service/...`), which PutParameter refuses."""
+    parameter = ssm_models.Parameter(
+        account_id=account,
+        name=name,
+        value=value,
+        parameter_type="String",
+        description=None,
+        allowed_pattern=None,
+        keyid=None,
+        last_modified_date=datetime.now(UTC),
+        version=1,
+        data_type="text",
+    )
+    ssm_models.ssm_backends[account][region]._parameters[name] = [parameter]
+
+
+def backend(account: str, region: str) -> Any:
+    """SSM's backend of the account and region (made now if it is not yet)."""
+    return ssm_models.ssm_backends[account][region]
+
+
+def forget(account: str, region: str) -> None:
+    """No command any more."""
+    ssm_models.ssm_backends[account][region]._commands.clear()
+
+
+def _command_matches(command: Any, sent_at: datetime, key: str, value: str) -> bool:
+    """One ListCommands filter, as SSM applies it (the ones Updraft may use)."""
+    if key == "DocumentName":
+        return command.document_name == value
+    if key in ("InvokedAfter", "InvokedBefore"):
+        bound = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return sent_at >= bound if key == "InvokedAfter" else sent_at <= bound
+    raise JsonRESTError("InvalidFilterKey", f"the simulated fleet does not filter commands by {key}")
+
+
+def _targets_only(self: Any) -> list[str]:
+    # moto resolves an empty Targets list to every instance in the region; AWS resolves it to none.
+    return [] if not self.targets else _original_targets(self)
+
+
+_original_targets = ssm_models.Command._get_instance_ids_from_targets
+
+
+def _views(fleet: Fleet, command_id: str) -> list[dict]:
+    try:
+        return fleet.invocations(command_id)
+    except SimulatedApiError as error:
+        raise api_error(error) from None
+
+
+def _bind_documents(fleet: Fleet, backend: Any) -> None:
+    def source(name: str) -> dict:
+        try:
+            stored = backend.get_document(name, None, None, "JSON")
+        except Exception as error:
+            raise SimulatedApiError("InvalidDocument", f"document {name} does not exist") from error
+        return load_document(stored["Content"])
+
+    fleet.document_source = source
