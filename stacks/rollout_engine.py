@@ -17,8 +17,8 @@ from constructs import Construct
 from stacks.documents import CommandDocuments
 from stacks.functions import FUNCTIONS, LOG_RETENTION, ON_ALARM, RolloutFunctions
 from stacks.nag import acknowledge
-from updraft.adapters.ledger import BY_GROUP
 from updraft.config import UpdraftConfig
+from updraft.ledger_schema import BY_GROUP
 
 DEFINITION = Path(__file__).resolve().parent.parent / "statemachines" / "rollout.asl.json"
 

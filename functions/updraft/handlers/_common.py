@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from pydantic import BaseModel, ConfigDict
 
 from updraft.adapters.aws import PerSession, client
+from updraft.ledger_schema import EXPIRES, PK, SK, idempotency_pk
 from updraft.rollout import Rollout
 
 logger = Logger()
@@ -66,7 +67,6 @@ def emit(name: str, unit: MetricUnit, value: float, group: str) -> None:
 
 # Step Functions retries a task within a minute or two; a record outlives that, then the table's TTL drops it.
 REPLAY = IdempotencyConfig(expires_after_seconds=3600)
-IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"  # the ledger partitions that hold step results; nothing else
 
 
 def replayable(handler: Callable[[dict, Any], dict]) -> Callable[[dict, Any], dict]:
@@ -90,9 +90,10 @@ def _store(session: Any, key: str) -> DynamoDBPersistenceLayer:
     table_name, step = key.split("/", 1)
     return DynamoDBPersistenceLayer(
         table_name=table_name,
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value=f"{IDEMPOTENCY_PREFIX}{step}",
+        key_attr=PK,
+        sort_key_attr=SK,
+        expiry_attr=EXPIRES,
+        static_pk_value=idempotency_pk(step),
         boto3_client=client("dynamodb"),  # the runtime's own client (Powertools would make a session per store)
     )
 
