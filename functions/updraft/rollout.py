@@ -6,11 +6,10 @@ for it, and records each batch right after sending it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +45,19 @@ from updraft.domain.hosts import (
 )
 from updraft.domain.lifecycle import OUTCOME_EVENTS, Kind, detail
 from updraft.domain.reports import InventoryReport
+from updraft.domain.rollout_record import (
+    ROLLED_BACK,
+    AlarmTrip,
+    Bake,
+    InventoryRun,
+    Request,
+    Rollout,
+    RolloutRecord,
+    RolloutStatus,
+    WaveResult,
+    outcome_of,
+    settled_outcome,
+)
 from updraft.domain.waves import Candidate
 from updraft.domain.waves import plan_waves as split_into_waves
 from updraft.domain.windows import next_start
@@ -65,22 +77,6 @@ DOC_PARAMETER = {
 }
 
 
-@dataclass(frozen=True)
-class Rollout:
-    """What the state machine carries between steps: small and constant in size."""
-
-    rollout_id: str
-    group: str
-    target_version: str
-
-    def as_state(self) -> dict[str, str]:
-        return {"rollout_id": self.rollout_id, "group": self.group, "target_version": self.target_version}
-
-
-def _policy(meta: dict[str, Any]) -> GroupPolicy:
-    return GroupPolicy.model_validate_json(meta["policy"])
-
-
 def _ports(env: Settings) -> Ports:
     return env.ports or aws_ports(env.ledger_table, env.lock_table)
 
@@ -91,6 +87,15 @@ def _tell(ports: Ports, kind: Kind, rollout: Rollout, now: datetime, **data: Any
 
 def _state(rollout: Rollout, wave: int, **progress: Any) -> dict[str, Any]:
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
+
+
+def _record(ledger: RolloutLedger, rollout_id: str) -> RolloutRecord:
+    return RolloutRecord.from_item(ledger.rollout(rollout_id))
+
+
+def _write(ledger: RolloutLedger, rollout_id: str, **fields: Any) -> None:
+    """Record `fields` (typed values) of the rollout."""
+    ledger.update_rollout(rollout_id, **RolloutRecord.item_fields(**fields))
 
 
 # -- request, release policy and lock ---------------------------------------------------------------------
@@ -146,24 +151,23 @@ def acquire(env: Settings, request: Any, execution_id: str, rollout_id: str, now
         {"rollout_id": rollout_id, "target_version": valid.target_version, "acquired_at": now.isoformat()},
     )
     if lock.acquired:
-        ledger.create_rollout(
-            {
-                **rollout.as_state(),
-                "requested_by": valid.requested_by,
-                "execution_id": execution_id,
-                "status": "planning",
-                "started_at": now.isoformat(),
-                "tag_key": env.config.tag_key,
-                "policy": policy.model_dump_json(),
-                **({"rollback_of": valid.rollback_of} if valid.rollback_of else {}),
-            }
+        record = RolloutRecord(
+            **rollout.as_state(),
+            requested_by=valid.requested_by,
+            execution_id=execution_id,
+            status=RolloutStatus.PLANNING,
+            started_at=now.isoformat(),
+            tag_key=env.config.tag_key,
+            policy=policy,
+            **({"rollback_of": valid.rollback_of} if valid.rollback_of else {}),
         )
+        ledger.create_rollout(record.item())
         if valid.rollback_of:
-            ledger.update_rollout(valid.rollback_of, rolled_back_by=rollout_id)
+            _write(ledger, valid.rollback_of, rolled_back_by=rollout_id)
     return {"acquired": lock.acquired, "holder": lock.holder, "rollout": rollout.as_state()}
 
 
-UNDOABLE = frozenset({"succeeded", "halted"})
+UNDOABLE = frozenset({RolloutStatus.SUCCEEDED, RolloutStatus.HALTED})
 
 
 def _undoable(
@@ -171,16 +175,16 @@ def _undoable(
 ) -> list[HostRecord]:
     """The hosts a finished rollout updated, if it may still be rolled back; else a named refusal."""
     try:
-        meta = ledger.rollout(rollout_id)
+        undone = _record(ledger, rollout_id)
     except RolloutNotFound:
         raise RollbackRefused(f"rollback_of: no rollout {rollout_id!r}") from None
-    if meta["group"] != group:
-        raise RollbackRefused(f"rollback_of: {rollout_id} rolled out group {meta['group']}, not {group}")
-    if meta["status"] not in UNDOABLE or meta.get("rollback_of"):
-        raise RollbackRefused(f"rollback_of: {rollout_id} ended {meta['status']}; only a finished rollout is undone")
-    if meta.get("rolled_back_by"):
-        raise RollbackRefused(f"rollback_of: {rollout_id} is already rolled back by {meta['rolled_back_by']}")
-    closes = datetime.fromisoformat(meta["finished_at"]) + timedelta(hours=policy.rollback_window_hours)
+    if undone.group != group:
+        raise RollbackRefused(f"rollback_of: {rollout_id} rolled out group {undone.group}, not {group}")
+    if undone.status not in UNDOABLE or undone.rollback_of:
+        raise RollbackRefused(f"rollback_of: {rollout_id} ended {undone.status}; only a finished rollout is undone")
+    if undone.rolled_back_by:
+        raise RollbackRefused(f"rollback_of: {rollout_id} is already rolled back by {undone.rolled_back_by}")
+    closes = datetime.fromisoformat(undone.finished_at or "") + timedelta(hours=policy.rollback_window_hours)
     if now > closes:
         raise RollbackRefused(
             f"rollback_of: the rollback window of {rollout_id} closed at {closes.isoformat()} "
@@ -201,42 +205,40 @@ def _common_previous_version(hosts: list[HostRecord]) -> str:
 def start_inventory(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
     ports = _ports(env)
     ledger = ports.ledger
-    meta = ledger.rollout(rollout.rollout_id)
-    instances = ec2.running_group_instances(meta["tag_key"], rollout.group)
+    record = _record(ledger, rollout.rollout_id)
+    instances = ec2.running_group_instances(record.tag_key, rollout.group)
     connected = ssm.online(list(instances))
     offline = sorted(set(instances) - connected)
     ledger.put_skipped(rollout.rollout_id, [_skipped(i, instances[i], "SSM agent not online") for i in offline])
     commands = ssm.send_document(env.documents[Doc.INVENTORY], sorted(connected), {}, INVENTORY_TIMEOUT)
-    ledger.update_rollout(
-        rollout.rollout_id,
-        status="inventory",
-        inventory={"commands": sorted(set(commands.values())), "deadline": deadline_after(now, INVENTORY_DEADLINE)},
-    )
+    run = InventoryRun(commands=sorted(set(commands.values())), deadline=deadline_after(now, INVENTORY_DEADLINE))
+    _write(ledger, rollout.rollout_id, status=RolloutStatus.INVENTORY, inventory=run)
     return {"rollout": rollout.as_state(), "progress": {"done": False, "next_poll_seconds": 15}}
 
 
 def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
     ports = _ports(env)
     ledger = ports.ledger
-    meta = ledger.rollout(rollout.rollout_id)
-    policy = _policy(meta)
-    if "planned_hosts" in meta:  # planned by an earlier attempt: its hosts may have moved on since
+    record = _record(ledger, rollout.rollout_id)
+    policy = record.policy
+    if record.planned:  # planned by an earlier attempt: its hosts may have moved on since
         progress = {
             "done": True,
-            "wave_count": len(meta["wave_sizes"]),
+            "wave_count": len(record.wave_sizes),
             "next_poll_seconds": policy.poll_interval_seconds,
         }
         return {"rollout": rollout.as_state(), "wave": 0, "progress": progress}
-    inventory = meta["inventory"]
+    inventory = record.inventory
+    assert inventory is not None, "the inventory step records its commands before the plan runs"
     reports: dict[str, Invocation] = {}
-    for command_id in inventory["commands"]:
+    for command_id in inventory.commands:
         reports.update(ssm.invocations(command_id))
     still_running = any(inv.status in ("Pending", "InProgress", "Delayed") for inv in reports.values())
-    if still_running and now < datetime.fromisoformat(inventory["deadline"]):
+    if still_running and now < datetime.fromisoformat(inventory.deadline):
         return {"rollout": rollout.as_state(), "progress": {"done": False, "next_poll_seconds": 15}}
 
-    zones = ec2.running_group_instances(meta["tag_key"], rollout.group)
-    targets = _rollback_targets(ledger, meta) if meta.get("rollback_of") else None
+    zones = ec2.running_group_instances(record.tag_key, rollout.group)
+    targets = _rollback_targets(ledger, record.rollback_of) if record.rollback_of else None
     candidates, skipped, versions = [], [], {}
     for instance_id, invocation in sorted(reports.items()):
         if instance_id not in zones:
@@ -264,24 +266,25 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
     ]
     ledger.put_skipped(rollout.rollout_id, skipped)
     ledger.put_planned(records)
-    skipped_count = len(skipped) + int(meta.get("skipped_hosts", 0))
+    skipped_count = len(skipped) + record.skipped_hosts
     sizes = [len(wave) for wave in waves]
-    ledger.update_rollout(
+    _write(
+        ledger,
         rollout.rollout_id,
-        status="rolling-out" if waves else "nothing-to-do",
+        status=RolloutStatus.ROLLING_OUT if waves else RolloutStatus.NOTHING_TO_DO,
         wave_sizes=sizes,
         planned_hosts=len(records),
         skipped_hosts=skipped_count,
     )
-    started = {"requested_by": meta["requested_by"], "planned_hosts": len(records), "skipped_hosts": skipped_count}
-    _tell(ports, Kind.ROLLOUT_STARTED, rollout, now, **started, wave_sizes=sizes, rollback_of=meta.get("rollback_of"))
+    started = {"requested_by": record.requested_by, "planned_hosts": len(records), "skipped_hosts": skipped_count}
+    _tell(ports, Kind.ROLLOUT_STARTED, rollout, now, **started, wave_sizes=sizes, rollback_of=record.rollback_of)
     progress = {"done": True, "wave_count": len(waves), "next_poll_seconds": policy.poll_interval_seconds}
     return {"rollout": rollout.as_state(), "wave": 0, "progress": progress}
 
 
-def _rollback_targets(ledger: RolloutLedger, meta: dict[str, Any]) -> dict[str, tuple[str, str]]:
+def _rollback_targets(ledger: RolloutLedger, undone: str) -> dict[str, tuple[str, str]]:
     """For a rollback: each host the undone rollout updated -> (the version it took, the one it left)."""
-    hosts = ledger.all_hosts(meta["rollback_of"])
+    hosts = ledger.all_hosts(undone)
     return {h.instance_id: (h.target_version, h.previous_version) for h in hosts if h.state is HostState.UPDATED}
 
 
@@ -326,11 +329,11 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
     """Start the wave if nothing holds it back: the first of its hosts' steps (drain, or apply) is sent."""
     ports = _ports(env)
     ledger = ports.ledger
-    meta = ledger.rollout(rollout.rollout_id)
-    policy = _policy(meta)
+    record = _record(ledger, rollout.rollout_id)
+    policy = record.policy
     # An earlier attempt of this step may have recorded sends it never finished: they go out (once) first.
     hosts = _resume_sends(env, ledger, ledger.wave_hosts(rollout.rollout_id, wave), policy)
-    held = _held_back(ports, meta, policy, rollout, wave, now)
+    held = _held_back(ports, record, policy, rollout, wave, now)
     if held:
         return held
     pending = [host for host in hosts if host.state is HostState.PENDING]
@@ -346,8 +349,13 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
         started = _drain_wave(env, ledger, ready, policy.ecs.cluster, policy, now)
     else:
         started = _carry_out(env, ledger, [start_apply(host, "apply sent", now, policy) for host in ready], policy, now)
-    ledger.update_rollout(
-        rollout.rollout_id, current_wave=wave, status="rolling-out", waiting_reason="", wave_started_at=now.isoformat()
+    _write(
+        ledger,
+        rollout.rollout_id,
+        current_wave=wave,
+        status=RolloutStatus.ROLLING_OUT,
+        waiting_reason="",
+        wave_started_at=now.isoformat(),
     )
     # Every host of a wave is pending when it starts: the count stays the same when a retry finds it started.
     _tell(ports, Kind.WAVE_STARTED, rollout, now, wave=wave, hosts=len(hosts))
@@ -358,8 +366,8 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
 def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: datetime) -> dict[str, Any]:
     ports = _ports(env)
     ledger = ports.ledger
-    meta = ledger.rollout(rollout.rollout_id)
-    policy = _policy(meta)
+    record = _record(ledger, rollout.rollout_id)
+    policy = record.policy
     in_wave = scope == "wave"
     hosts = ledger.wave_hosts(rollout.rollout_id, wave) if in_wave else ledger.all_hosts(rollout.rollout_id)
     hosts = _resume_sends(env, ledger, hosts, policy)
@@ -379,9 +387,9 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
         "next_poll_seconds": next_poll_seconds(records, policy, now),
     }
     if in_wave and policy.alarms:
-        meta = _watch_alarms(ports, meta, policy, wave, now)
+        record = _watch_alarms(ports, record, policy, wave, now)
     if progress["done"] and in_wave:
-        progress.update(_gate_wave(ports, meta, policy, rollout, wave, records, now))
+        progress.update(_gate_wave(ports, record, policy, rollout, wave, records, now))
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
 
@@ -404,27 +412,26 @@ def _tell_rolled_back(ports: Ports, rollout: Rollout, changed: list[HostRecord],
     )
 
 
-def _watch_alarms(ports: Ports, meta: dict[str, Any], policy: GroupPolicy, wave: int, now: datetime) -> dict[str, Any]:
+def _watch_alarms(ports: Ports, record: RolloutRecord, policy: GroupPolicy, wave: int, now: datetime) -> RolloutRecord:
     """An alarm that fires while a wave runs fails the wave, even if it is OK again when the wave ends."""
-    tripped = meta.get("alarm_tripped") or {}
-    if int(tripped.get("wave", -1)) == wave:
-        return meta
+    if record.alarm_tripped and record.alarm_tripped.wave == wave:
+        return record
     firing = ports.alarms.firing(policy.alarms)  # type: ignore[arg-type]
     if not firing:
-        return meta
-    tripped = {"wave": wave, "alarms": firing, "at": now.isoformat()}
-    ports.ledger.update_rollout(meta["rollout_id"], alarm_tripped=tripped)
-    return {**meta, "alarm_tripped": tripped}
+        return record
+    tripped = AlarmTrip(wave=wave, alarms=firing, at=now.isoformat())
+    _write(ports.ledger, record.rollout_id, alarm_tripped=tripped)
+    return record.changed(alarm_tripped=tripped)
 
 
-def _wave_seconds(meta: dict[str, Any], now: datetime) -> int:
-    started = meta.get("wave_started_at")
+def _wave_seconds(record: RolloutRecord, now: datetime) -> int:
+    started = record.wave_started_at
     return int((now - datetime.fromisoformat(started)).total_seconds()) if started else 0
 
 
 def _gate_wave(
     ports: Ports,
-    meta: dict[str, Any],
+    record: RolloutRecord,
     policy: GroupPolicy,
     rollout: Rollout,
     wave: int,
@@ -432,39 +439,39 @@ def _gate_wave(
     now: datetime,
 ) -> dict[str, Any]:
     """The wave's hosts are all done: spend the error budget, then bake, abort, halt or go on."""
-    results = _wave_results(meta)
-    earlier = sum(result["failures"] for index, result in results.items() if index != wave)
+    results = dict(record.wave_results)
+    earlier = sum(result.failures for index, result in results.items() if index != wave)
     wave_failures = sum(1 for host in records if host.failure)
     result = gate(
         wave,
-        len(meta["wave_sizes"]),
+        len(record.wave_sizes),
         records,
         earlier + wave_failures,
-        int(meta["planned_hosts"]),
+        record.planned_hosts or 0,
         policy.error_budget,
     )
-    tripped = meta.get("alarm_tripped") or {}
-    if meta.get("withdrawn"):
+    tripped = record.alarm_tripped
+    if record.withdrawn:
         # A pulled release: stop here and take every host the rollout updated back.
         result = GateResult(Verdict.HALT, "the release was withdrawn", result.wave_failures, result.total_failures)
-    elif int(tripped.get("wave", -1)) == wave:
-        reason = f"alarm {', '.join(tripped['alarms'])} went to ALARM during wave {wave}"
+    elif tripped and tripped.wave == wave:
+        reason = f"alarm {', '.join(tripped.alarms)} went to ALARM during wave {wave}"
         result = GateResult(Verdict.HALT, reason, result.wave_failures, result.total_failures)
     verdict = str(result.verdict)
-    if result.verdict is Verdict.CONTINUE and meta.get("abort_requested"):
+    if result.verdict is Verdict.CONTINUE and record.abort_requested:
         verdict = "abort"  # the last wave simply completes: there is nothing left to not start
     elif result.verdict is not Verdict.HALT and (policy.bake_seconds or policy.alarms):
         until = now + timedelta(seconds=policy.bake_seconds)
-        bake = {"wave": wave, "until": until.isoformat(), "then": verdict}
-        ports.ledger.update_rollout(meta["rollout_id"], status="baking", bake=bake, bake_until=until.isoformat())
-        _record_wave(ports.ledger, meta, results, wave, result.wave_failures, "baking", result.reason)
+        bake = Bake(wave=wave, until=until.isoformat(), then=verdict)
+        _write(ports.ledger, record.rollout_id, status=RolloutStatus.BAKING, bake=bake, bake_until=until.isoformat())
+        _record_wave(ports.ledger, record, results, wave, result.wave_failures, "baking", result.reason)
         return {
             "verdict": "bake",
             "reason": result.reason,
             "failures": result.total_failures,
             "next_poll_seconds": _bake_poll(policy, now, until),
         }
-    seconds = _finish_wave(ports, meta, rollout, results, wave, result.wave_failures, verdict, result.reason, now)
+    seconds = _finish_wave(ports, record, rollout, results, wave, result.wave_failures, verdict, result.reason, now)
     return {
         "verdict": verdict,
         "reason": result.reason,
@@ -473,31 +480,27 @@ def _gate_wave(
     }
 
 
-def _wave_results(meta: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    return {int(k): v for k, v in json.loads(meta.get("wave_results", "{}")).items()}
-
-
 def _record_wave(
     ledger: RolloutLedger,
-    meta: dict[str, Any],
-    results: dict[int, dict[str, Any]],
+    record: RolloutRecord,
+    results: dict[int, WaveResult],
     wave: int,
     failures: int,
     verdict: str,
     reason: str,
 ) -> None:
-    results[wave] = {"failures": failures, "verdict": verdict, "reason": reason}
-    fields: dict[str, Any] = {"wave_results": json.dumps(results, sort_keys=True)}
+    results[wave] = WaveResult(failures=failures, verdict=verdict, reason=reason)
+    fields: dict[str, Any] = {"wave_results": results}
     if verdict == Verdict.HALT:
-        fields |= {"status": "halting", "halt_reason": reason}
-    ledger.update_rollout(meta["rollout_id"], **fields)
+        fields |= {"status": RolloutStatus.HALTING, "halt_reason": reason}
+    _write(ledger, record.rollout_id, **fields)
 
 
 def _finish_wave(
     ports: Ports,
-    meta: dict[str, Any],
+    record: RolloutRecord,
     rollout: Rollout,
-    results: dict[int, dict[str, Any]],
+    results: dict[int, WaveResult],
     wave: int,
     failures: int,
     verdict: str,
@@ -505,8 +508,8 @@ def _finish_wave(
     now: datetime,
 ) -> int:
     """Record the wave's verdict and tell it; returns how long the wave took, bake included."""
-    _record_wave(ports.ledger, meta, results, wave, failures, verdict, reason)
-    seconds = _wave_seconds(meta, now)
+    _record_wave(ports.ledger, record, results, wave, failures, verdict, reason)
+    seconds = _wave_seconds(record, now)
     _tell(
         ports,
         Kind.WAVE_FINISHED,
@@ -535,25 +538,26 @@ def _bake_poll(policy: GroupPolicy, now: datetime, until: datetime) -> int:
 def bake(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
     ports = _ports(env)
     ledger = ports.ledger
-    meta = ledger.rollout(rollout.rollout_id)
-    policy = _policy(meta)
-    baking = meta["bake"]
-    results = _wave_results(meta)
-    failures = int(results.get(wave, {}).get("failures", 0))
-    total = sum(int(result["failures"]) for result in results.values())
+    record = _record(ledger, rollout.rollout_id)
+    policy = record.policy
+    baking = record.bake
+    assert baking is not None, "a wave's gate records its bake before the bake runs"
+    results = dict(record.wave_results)
+    failures = results[wave].failures if wave in results else 0
+    total = sum(result.failures for result in results.values())
     firing = ports.alarms.firing(policy.alarms) if policy.alarms else []
-    until = datetime.fromisoformat(baking["until"])
+    until = datetime.fromisoformat(baking.until)
     if firing:
         verdict, reason = "halt", f"alarm {', '.join(firing)} went to ALARM while wave {wave} baked"
-    elif meta.get("abort_requested"):
+    elif record.abort_requested:
         verdict, reason = "abort", "aborted while the wave baked"
     elif now >= until:
-        verdict, reason = baking["then"], f"wave {wave} baked {policy.bake_seconds} s with its alarms OK"
+        verdict, reason = baking.then, f"wave {wave} baked {policy.bake_seconds} s with its alarms OK"
     else:
         return _state(rollout, wave, verdict="bake", failures=total, next_poll_seconds=_bake_poll(policy, now, until))
-    duration = _finish_wave(ports, meta, rollout, results, wave, failures, verdict, reason, now)
+    duration = _finish_wave(ports, record, rollout, results, wave, failures, verdict, reason, now)
     if verdict != "halt":
-        ledger.update_rollout(rollout.rollout_id, status="rolling-out")
+        _write(ledger, rollout.rollout_id, status=RolloutStatus.ROLLING_OUT)
     return _state(rollout, wave, verdict=verdict, reason=reason, failures=total, wave_duration_seconds=duration)
 
 
@@ -562,34 +566,34 @@ CONTROL_RECHECK_SECONDS = 60
 
 
 def _held_back(
-    ports: Ports, meta: dict[str, Any], policy: GroupPolicy, rollout: Rollout, wave: int, now: datetime
+    ports: Ports, record: RolloutRecord, policy: GroupPolicy, rollout: Rollout, wave: int, now: datetime
 ) -> dict[str, Any] | None:
     """Why the wave may not start now (abort, kill switch, pause, window), as the step's result; None to go."""
     if wave == 0 and policy.alarms:
         ports.alarms.check_exist(policy.alarms)  # a gate watching nothing must not pass a rollout
-    if meta.get("abort_requested"):
-        return _state(rollout, wave, verdict="abort", reason=_abort_reason(meta))
-    _announce_pause(ports, meta, rollout, now)
-    hold = _hold(ports.controls, meta, policy, rollout, now)
+    if record.abort_requested:
+        return _state(rollout, wave, verdict="abort", reason=_abort_reason(record))
+    _announce_pause(ports, record, rollout, now)
+    hold = _hold(ports.controls, record, policy, rollout, now)
     if hold:
         reason, seconds = hold
-        if meta.get("waiting_reason") != reason:
-            ports.ledger.update_rollout(rollout.rollout_id, status="waiting", waiting_reason=reason)
+        if record.waiting_reason != reason:
+            _write(ports.ledger, rollout.rollout_id, status=RolloutStatus.WAITING, waiting_reason=reason)
         return _state(rollout, wave, verdict="wait", reason=reason, wait_seconds=seconds)
     return None
 
 
 def _hold(
-    controls: OperatorControls, meta: dict[str, Any], policy: GroupPolicy, rollout: Rollout, now: datetime
+    controls: OperatorControls, record: RolloutRecord, policy: GroupPolicy, rollout: Rollout, now: datetime
 ) -> tuple[str, int] | None:
     """Why the next wave may not start yet, and when to look again; None if it may start now."""
     switch = controls.kill_switch_for(rollout.group)
     if switch:
         scope = "global" if switch["sk"] == "GLOBAL" else "group"
         return f"{scope} kill switch engaged by {switch.get('by')}: {switch.get('reason')}", CONTROL_RECHECK_SECONDS
-    if meta.get("paused"):
-        pause = meta.get("pause") or {}
-        return f"paused by {pause.get('by')}: {pause.get('reason')}", CONTROL_RECHECK_SECONDS
+    if record.paused:
+        pause = record.pause or Request()
+        return f"paused by {pause.by}: {pause.reason}", CONTROL_RECHECK_SECONDS
     window = policy.maintenance_window
     if window:
         opens = next_start(window, now, timedelta(seconds=policy.wave_budget_seconds))
@@ -599,34 +603,33 @@ def _hold(
     return None
 
 
-def _announce_pause(ports: Ports, meta: dict[str, Any], rollout: Rollout, now: datetime) -> None:
+def _announce_pause(ports: Ports, record: RolloutRecord, rollout: Rollout, now: datetime) -> None:
     """Tell once that a rollout paused, and once that it resumed."""
-    paused, announced = bool(meta.get("paused")), bool(meta.get("pause_announced"))
+    paused, announced = record.paused, record.pause_announced
     if paused == announced:
         return
-    ports.ledger.update_rollout(rollout.rollout_id, pause_announced=paused)
-    request = (meta.get("pause") if paused else meta.get("resumed")) or {}
+    _write(ports.ledger, rollout.rollout_id, pause_announced=paused)
+    request = (record.pause if paused else record.resumed) or Request()
     kind = Kind.ROLLOUT_PAUSED if paused else Kind.ROLLOUT_RESUMED
-    _tell(ports, kind, rollout, now, by=request.get("by"), reason=request.get("reason", ""))
+    _tell(ports, kind, rollout, now, by=request.by, reason=request.reason or "")
 
 
-def _abort_reason(meta: dict[str, Any]) -> str:
-    request = meta.get("abort_requested") or {}
-    return f"aborted by {request.get('by')}: {request.get('reason')}"
+def _abort_reason(record: RolloutRecord) -> str:
+    request = record.abort_requested or Request()
+    return f"aborted by {request.by}: {request.reason}"
 
 
 def abort(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str, Any]:
     """Start no more waves; hosts already done stay as they are (in-flight ones finished before this)."""
     ports = _ports(env)
     ledger = ports.ledger
-    meta = ledger.rollout(rollout.rollout_id)
-    reason = _abort_reason(meta)
+    reason = _abort_reason(_record(ledger, rollout.rollout_id))
     hosts = ledger.all_hosts(rollout.rollout_id)
     not_started = [
         host.move(HostState.SKIPPED, f"not started: {reason}", now) for host in hosts if host.state is HostState.PENDING
     ]
     ledger.put_hosts(not_started)
-    ledger.update_rollout(rollout.rollout_id, status="aborting", halt_reason=reason)
+    _write(ledger, rollout.rollout_id, status=RolloutStatus.ABORTING, halt_reason=reason)
     return _state(rollout, wave, done=True, skipped=len(not_started))
 
 
@@ -634,8 +637,8 @@ def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
     """Start no more waves: skip the hosts not yet started; roll back the rollback scope."""
     ports = _ports(env)
     ledger = ports.ledger
-    meta = ledger.rollout(rollout.rollout_id)
-    policy = _policy(meta)
+    record = _record(ledger, rollout.rollout_id)
+    policy = record.policy
     hosts = _resume_sends(env, ledger, ledger.all_hosts(rollout.rollout_id), policy)
     skipped = [
         host.move(HostState.SKIPPED, "not started: the rollout halted", now)
@@ -643,7 +646,7 @@ def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
         if host.state is HostState.PENDING
     ]
     ledger.put_hosts(skipped)
-    scope = RollbackScope.ROLLOUT if meta.get("withdrawn") else policy.rollback_scope
+    scope = RollbackScope.ROLLOUT if record.withdrawn else policy.rollback_scope
     in_scope = [host for host in hosts if host.state is HostState.UPDATED and _in_scope(host, scope, wave)]
     connected = ssm.online([host.instance_id for host in in_scope])
     note = f"rolling back with the halted rollout ({scope} scope)"
@@ -651,7 +654,7 @@ def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
         begin_rollback(host, note, Observation(online=host.instance_id in connected), now, policy) for host in in_scope
     ]
     started = _carry_out(env, ledger, steps, policy, now)
-    ledger.update_rollout(rollout.rollout_id, status="halted-rolling-back")
+    _write(ledger, rollout.rollout_id, status=RolloutStatus.HALTED_ROLLING_BACK)
     # Counted from the records, not from this attempt's steps: a retry finds its rollbacks already started.
     current = {host.instance_id: host for host in hosts} | {host.instance_id: host for host in started}
     rolling_back = sum(1 for host in current.values() if host.state is HostState.ROLLING_BACK)
@@ -667,7 +670,7 @@ def withdraw(env: Settings, variant: str, arch: str, version: str, now: datetime
     ledger = ports.ledger
     for lock in ports.locks.held():
         if lock["group"] in groups and lock.get("target_version") == version:
-            ledger.update_rollout(lock["rollout_id"], withdrawn=True, withdrawn_at=now.isoformat())
+            _write(ledger, lock["rollout_id"], withdrawn=True, withdrawn_at=now.isoformat())
             flagged.append(lock["rollout_id"])
     return flagged
 
@@ -683,14 +686,15 @@ def rollback_on_alarm(env: Settings, alarm_name: str, now: datetime) -> list[str
             continue
         if not _watches(policy, alarm_name):
             continue
-        latest = next(iter(ledger.group_rollouts(policy.name, newest=1)), None)
-        if not latest or latest["status"] != "succeeded" or latest.get("rollback_of"):
+        item = next(iter(ledger.group_rollouts(policy.name, newest=1)), None)
+        latest = RolloutRecord.from_item(item) if item else None
+        if not latest or latest.status is not RolloutStatus.SUCCEEDED or latest.rollback_of:
             continue
-        if now > datetime.fromisoformat(latest["finished_at"]) + timedelta(hours=policy.rollback_window_hours):
+        if now > datetime.fromisoformat(latest.finished_at or "") + timedelta(hours=policy.rollback_window_hours):
             continue
-        request = {"group": policy.name, "rollback_of": latest["rollout_id"], "requested_by": f"alarm {alarm_name}"}
-        if executions.start(env.state_machine_arn, f"rollback-{latest['rollout_id']}"[:80], request):
-            started.append(latest["rollout_id"])
+        request = {"group": policy.name, "rollback_of": latest.rollout_id, "requested_by": f"alarm {alarm_name}"}
+        if executions.start(env.state_machine_arn, f"rollback-{latest.rollout_id}"[:80], request):
+            started.append(latest.rollout_id)
     return started
 
 
@@ -708,44 +712,45 @@ def _in_scope(host: HostRecord, scope: RollbackScope, wave: int) -> bool:
 def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any] | None) -> dict[str, Any]:
     ports = _ports(env)
     ledger = ports.ledger
-    meta = ledger.rollout(rollout.rollout_id)
-    if "finished_at" in meta:
-        return _recorded_end(rollout, meta)  # a replay, or the execution's end was settled first
+    record = _record(ledger, rollout.rollout_id)
+    if record.ended:
+        return _recorded_end(rollout, record)  # a replay, or the execution's end was settled first
     hosts = ledger.all_hosts(rollout.rollout_id)
     if error:
         cause = f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:300]}"
         _put_abandoned(ledger, [host for host in hosts if not host.final], cause, now)
         hosts = ledger.all_hosts(rollout.rollout_id)
-    outcome = _outcome(meta, error)
+    ended = outcome_of(record, failed=bool(error))
+    outcome = ended.value
     summary = dict(Counter(str(host.state) for host in hosts))
-    summary["skipped_at_plan"] = int(meta.get("skipped_hosts", 0))
-    fields: dict[str, Any] = {"status": outcome, "finished_at": now.isoformat(), "summary": summary}
+    summary["skipped_at_plan"] = record.skipped_hosts
+    fields: dict[str, Any] = {"status": ended, "finished_at": now.isoformat(), "summary": summary}
     if error:
         fields["error"] = cause
-    if not ledger.close_rollout(rollout.rollout_id, **fields):
-        return _recorded_end(rollout, ledger.rollout(rollout.rollout_id))
-    _record_group_outcome(ledger, meta, rollout, outcome, now)
-    reason = fields.get("error") or meta.get("halt_reason") or ""
+    if not ledger.close_rollout(rollout.rollout_id, **RolloutRecord.item_fields(**fields)):
+        return _recorded_end(rollout, _record(ledger, rollout.rollout_id))
+    _record_group_outcome(ledger, record, rollout, outcome, now)
+    reason = fields.get("error") or record.halt_reason or ""
     _tell(ports, OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=reason)
     return {"rollout": rollout.as_state(), "outcome": outcome, "summary": summary}
 
 
-def _recorded_end(rollout: Rollout, meta: dict[str, Any]) -> dict[str, Any]:
-    summary = {key: int(count) for key, count in (meta.get("summary") or {}).items()}
-    return {"rollout": rollout.as_state(), "outcome": meta["status"], "summary": summary}
+def _recorded_end(rollout: Rollout, record: RolloutRecord) -> dict[str, Any]:
+    summary = dict(record.summary or {})
+    return {"rollout": rollout.as_state(), "outcome": record.status.value, "summary": summary}
 
 
 def _record_group_outcome(
-    ledger: RolloutLedger, meta: dict[str, Any], rollout: Rollout, outcome: str, now: datetime
+    ledger: RolloutLedger, record: RolloutRecord, rollout: Rollout, outcome: str, now: datetime
 ) -> None:
     """What a group that follows this one waits for. A rollback that went through marks the version it
     undid as rolled back, so that followers skip it."""
-    undone = meta.get("rollback_of")
+    undone = record.rollback_of
     if not undone:
         ledger.record_group_outcome(rollout.group, rollout.target_version, outcome, rollout.rollout_id, now.isoformat())
-    elif outcome == "succeeded":
-        version = ledger.rollout(undone)["target_version"]
-        ledger.record_group_outcome(rollout.group, version, "rolled-back", rollout.rollout_id, now.isoformat())
+    elif outcome == RolloutStatus.SUCCEEDED:
+        version = _record(ledger, undone).target_version
+        ledger.record_group_outcome(rollout.group, version, ROLLED_BACK, rollout.rollout_id, now.isoformat())
 
 
 def settle(env: Settings, rollout: Rollout, execution_id: str, status: str, now: datetime) -> dict[str, Any]:
@@ -754,13 +759,15 @@ def settle(env: Settings, rollout: Rollout, execution_id: str, status: str, now:
     first: a step of the execution still running can then write no host (nor send to one) after this."""
     ports = _ports(env)
     ledger = ports.ledger
-    meta = ledger.rollout(rollout.rollout_id)
+    record = _record(ledger, rollout.rollout_id)
     cause = f"the execution ended {status}"
-    outcome = {"ABORTED": "aborted", "TIMED_OUT": "timed-out"}.get(status, "failed")
-    closed = ledger.close_rollout(rollout.rollout_id, status=outcome, finished_at=now.isoformat(), error=cause)
+    ended = settled_outcome(status)
+    outcome = ended.value
+    fields = RolloutRecord.item_fields(status=ended, finished_at=now.isoformat(), error=cause)
+    closed = ledger.close_rollout(rollout.rollout_id, **fields)
     if closed:
         _close_hosts(ledger, rollout, cause, now)
-        _record_group_outcome(ledger, meta, rollout, outcome, now)
+        _record_group_outcome(ledger, record, rollout, outcome, now)
         summary = dict(Counter(str(host.state) for host in ledger.all_hosts(rollout.rollout_id)))
         _tell(ports, OUTCOME_EVENTS[outcome], rollout, now, outcome=outcome, summary=summary, reason=cause)
     released = ports.locks.release(rollout.group, execution_id)
@@ -804,18 +811,6 @@ def _abandon(host: HostRecord, cause: str, now: datetime) -> HostRecord:
     if host.state is HostState.PENDING:
         return host.move(HostState.SKIPPED, f"not started: the rollout failed ({cause})", now)
     return host.move(HostState.NEEDS_ATTENTION, f"the rollout failed while the host was {host.state}: {cause}", now)
-
-
-def _outcome(meta: dict[str, Any], error: dict[str, Any] | None) -> str:
-    if error:
-        return "failed"
-    if meta["status"] in ("halting", "halted-rolling-back"):
-        return "halted"
-    if meta["status"] == "aborting":
-        return "aborted"
-    if meta["status"] == "nothing-to-do":
-        return "nothing-to-do"
-    return "succeeded"
 
 
 # -- observing and acting ----------------------------------------------------------------------------------

@@ -12,10 +12,11 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from updraft.adapters.aws import table
+from updraft.domain import rollout_record
 from updraft.errors import RolloutNotFound
 from updraft.ledger_schema import CONTROL, GLOBAL, PK, SK, rollout_key, switch_item, switch_key, switch_sk
 
-ENDED = ("succeeded", "halted", "failed", "nothing-to-do", "aborted", "timed-out")
+ENDED = tuple(status.value for status in rollout_record.ENDED)
 # A rollout takes requests only while it runs.
 RUNNING = f"attribute_exists({PK}) AND NOT #status IN ({', '.join(f':s{i}' for i in range(len(ENDED)))})"
 

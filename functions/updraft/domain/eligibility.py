@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from updraft.config import GroupPolicy
+from updraft.domain.rollout_record import RolloutStatus
 
 
 class Verdict(StrEnum):
@@ -22,7 +23,8 @@ class Eligibility:
     not_before: datetime | None = None
 
 
-FINISHED = frozenset({"succeeded", "nothing-to-do"})
+# How a leader's rollout ended that lets its followers take the version.
+FINISHED = frozenset({RolloutStatus.SUCCEEDED, RolloutStatus.NOTHING_TO_DO})
 
 
 def decide(

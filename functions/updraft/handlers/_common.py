@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from pydantic import BaseModel, ConfigDict
 
 from updraft.adapters.aws import PerSession, client
+from updraft.domain.rollout_record import Rollout
 from updraft.ledger_schema import EXPIRES, PK, SK, idempotency_pk
-from updraft.rollout import Rollout
 
 logger = Logger()
 tracer = Tracer()

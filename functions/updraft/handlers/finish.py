@@ -4,17 +4,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import rollout
+from updraft.domain.rollout_record import RolloutStatus
 from updraft.handlers._common import emit, logger, metrics, replayable, step_input, tracer
 from updraft.settings import settings
 
 # How a rollout ended -> the metric that counts it (a rollout with nothing to do succeeded).
 OUTCOME_METRICS = {
-    "succeeded": "RolloutsSucceeded",
-    "nothing-to-do": "RolloutsSucceeded",
-    "halted": "RolloutsHalted",
-    "failed": "RolloutsFailed",
-    "timed-out": "RolloutsFailed",
-    "aborted": "RolloutsAborted",
+    RolloutStatus.SUCCEEDED: "RolloutsSucceeded",
+    RolloutStatus.NOTHING_TO_DO: "RolloutsSucceeded",
+    RolloutStatus.HALTED: "RolloutsHalted",
+    RolloutStatus.FAILED: "RolloutsFailed",
+    RolloutStatus.TIMED_OUT: "RolloutsFailed",
+    RolloutStatus.ABORTED: "RolloutsAborted",
 }
 
 
