@@ -52,7 +52,7 @@ from sim.world import World  # noqa: E402
 from stacks import synthesize  # noqa: E402
 from updraft.adapters.control import Controls  # noqa: E402
 from updraft.config import UpdraftConfig, allowed_failures  # noqa: E402
-from updraft.domain.hosts import FINAL  # noqa: E402
+from updraft.domain.host_record import FINAL  # noqa: E402
 from updraft.errors import RolloutNotFound  # noqa: E402
 
 OLD, NEW = "1.26.0", "1.26.1"

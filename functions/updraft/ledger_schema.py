@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from updraft.domain.hosts import HostRecord
+    from updraft.domain.host_record import HostRecord
 
 # -- the ledger table's attributes and its index ----------------------------------------------------------
 PK = "pk"

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from updraft.config import AlarmGate
-from updraft.domain.hosts import HostRecord
+from updraft.domain.host_record import HostRecord
 from updraft.domain.lifecycle import LifecycleDetail
 
 

@@ -19,31 +19,24 @@ from updraft.adapters import ec2, ecs, executions, ssm
 from updraft.adapters.aws import chunks
 from updraft.adapters.aws_ports import aws_ports
 from updraft.config import GroupPolicy, RollbackScope, RolloutRequest
+from updraft.domain.command_output import command_outcome
 from updraft.domain.eligibility import Eligibility, decide
 from updraft.domain.eligibility import Verdict as Eligible
 from updraft.domain.gate import GateResult, Verdict, gate
-from updraft.domain.hosts import (
-    Doc,
-    HostRecord,
-    HostState,
+from updraft.domain.host_actions import (
     Invocation,
     Observation,
     RebootThroughEc2,
     SendDocument,
     SetContainerState,
     Step,
-    advance,
-    begin_drain,
-    begin_rollback,
-    command_outcome,
-    deadline_after,
-    first_poll_seconds,
     intended_send,
-    next_poll_seconds,
     send_key,
-    start_apply,
 )
+from updraft.domain.host_record import Doc, HostRecord, HostState, deadline_after
+from updraft.domain.host_transitions import advance, begin_drain, begin_rollback, start_apply
 from updraft.domain.lifecycle import OUTCOME_EVENTS, Kind, detail
+from updraft.domain.polling import first_poll_seconds, next_poll_seconds
 from updraft.domain.reports import InventoryReport
 from updraft.domain.rollout_record import (
     ROLLED_BACK,

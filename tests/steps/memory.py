@@ -20,7 +20,7 @@ from updraft.adapters.control import ENDED
 from updraft.adapters.lock import LockState
 from updraft.adapters.releases import STALE_CLAIM
 from updraft.config import AlarmGate
-from updraft.domain.hosts import HostRecord
+from updraft.domain.host_record import HostRecord
 from updraft.domain.lifecycle import LifecycleDetail
 from updraft.errors import AlarmNotFound, RolloutNotFound
 from updraft.ledger_schema import (

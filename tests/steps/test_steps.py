@@ -11,7 +11,7 @@ import pytest
 from tests.steps.memory import Memory
 from updraft import rollout
 from updraft.config import UpdraftConfig
-from updraft.domain.hosts import Doc, HostRecord, HostState
+from updraft.domain.host_record import Doc, HostRecord, HostState
 from updraft.domain.lifecycle import Kind
 from updraft.errors import AlarmNotFound, InvalidRolloutRequest, RollbackRefused
 from updraft.settings import Settings

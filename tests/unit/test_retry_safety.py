@@ -17,18 +17,9 @@ from updraft import rollout
 from updraft.adapters import ssm
 from updraft.adapters.ledger import Ledger
 from updraft.config import GroupPolicy, UpdraftConfig
-from updraft.domain.hosts import (
-    Doc,
-    HostRecord,
-    HostState,
-    Observation,
-    SendDocument,
-    advance,
-    begin_rollback,
-    intended_send,
-    send_key,
-    start_apply,
-)
+from updraft.domain.host_actions import Observation, SendDocument, intended_send, send_key
+from updraft.domain.host_record import Doc, HostRecord, HostState
+from updraft.domain.host_transitions import advance, begin_rollback, start_apply
 from updraft.handlers._common import replayable
 from updraft.settings import Settings
 

@@ -13,7 +13,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from updraft.adapters.aws import table
-from updraft.domain.hosts import HostRecord
+from updraft.domain.host_record import HostRecord
 from updraft.errors import RolloutNotFound
 from updraft.ledger_schema import (
     BY_GROUP,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from updraft.config import ErrorBudget, allowed_failures
-from updraft.domain.hosts import HostRecord
+from updraft.domain.host_record import HostRecord
 
 
 class Verdict(StrEnum):
