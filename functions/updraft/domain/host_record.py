@@ -5,6 +5,7 @@ How a host moves from state to state is updraft.domain.host_transitions.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -117,3 +118,8 @@ class HostRecord(BaseModel):
 
 def deadline_after(now: datetime, seconds: int) -> str:
     return (now + timedelta(seconds=seconds)).isoformat()
+
+
+def count_states(records: list[HostRecord]) -> dict[str, int]:
+    """How many hosts are in each state."""
+    return dict(Counter(str(record.state) for record in records))

@@ -328,3 +328,10 @@ def _rolled_back(record: HostRecord, now: datetime, policy: GroupPolicy) -> Step
 
 def _rollback_failed(record: HostRecord, reason: str, now: datetime) -> Step:
     return Step(record.move(HostState.ROLLBACK_FAILED, reason, now, command_id=None, deadline=None))
+
+
+def abandon(record: HostRecord, cause: str, now: datetime) -> HostRecord:
+    """The rollout failed (or its execution stopped) while the host was not final: it is left as it is, marked."""
+    if record.state is HostState.PENDING:
+        return record.move(HostState.SKIPPED, f"not started: the rollout failed ({cause})", now)
+    return record.move(HostState.NEEDS_ATTENTION, f"the rollout failed while the host was {record.state}: {cause}", now)

@@ -1,4 +1,4 @@
-"""The rhythm of the polls: when a step looks at a wave's hosts again."""
+"""The rhythm of the polls: when a step looks at the hosts again."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from datetime import datetime
 from updraft.config import GroupPolicy
 from updraft.domain.host_record import HostRecord, HostState
 
+# How often the plan looks whether every host has reported its inventory.
+INVENTORY_POLL_SECONDS = 15
 # A verify report comes back within seconds; an apply or a reboot takes minutes.
 QUICK_POLL_SECONDS = 10
 # A wave lasts as long as its slowest host, so the look that finds its last hosts back is worth hurrying:

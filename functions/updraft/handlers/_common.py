@@ -73,7 +73,7 @@ def replayable(handler: Callable[[dict, Any], dict]) -> Callable[[dict, Any], di
     """A step invoked again with the same input (the state's entry time is part of it) returns its first
     result instead of acting again: the same verdict, no second lifecycle event or metric. Results are kept
     in the ledger table under `IDEMPOTENCY#<step>`. An attempt that raised keeps nothing, so its retry runs
-    the step again: that the retry sends nothing twice is the step's own doing (see `rollout._send`)."""
+    the step again: that the retry sends nothing twice is the step's own doing (see `updraft.flow.effects.send`)."""
     step = handler.__module__.rsplit(".", 1)[-1]
 
     @functools.wraps(handler)

@@ -3,7 +3,7 @@
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from updraft import rollout
+from updraft import flow
 from updraft.domain.rollout_record import RolloutStatus
 from updraft.handlers._common import emit, logger, metrics, replayable, step_input, tracer
 from updraft.settings import settings
@@ -25,7 +25,7 @@ OUTCOME_METRICS = {
 @replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
-    result = rollout.finish(settings(), step.rollout.domain(), step.now, step.error)
+    result = flow.finish(settings(), step.rollout.domain(), step.now, step.error)
     outcome = result["outcome"]
     emit(OUTCOME_METRICS[outcome], MetricUnit.Count, 1, step.rollout.group)
     logger.info("rollout finished", extra={"outcome": outcome, "summary": result["summary"]})

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from updraft import rollout
+from updraft import flow
 from updraft.adapters.ledger import Ledger
 from updraft.domain.rollout_record import RolloutRecord
 from updraft.errors import RolloutNotFound
@@ -36,6 +36,6 @@ def handler(event: ExecutionEnded, context: LambdaContext) -> dict:
     except RolloutNotFound:
         logger.info("no rollout recorded for this execution (rejected or never started)")
         return {"settled": False}
-    result = rollout.settle(env, record.reference, change.executionArn, change.status, event.time)
+    result = flow.settle(env, record.reference, change.executionArn, change.status, event.time)
     logger.info("execution settled", extra=result)
     return {"settled": True, **result}
