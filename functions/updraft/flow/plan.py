@@ -34,7 +34,7 @@ def start_inventory(env: Settings, rollout: Rollout, now: datetime) -> dict[str,
     commands = ssm.send_document(env.documents[Doc.INVENTORY], sorted(connected), {}, INVENTORY_TIMEOUT)
     run = InventoryRun(commands=sorted(set(commands.values())), deadline=deadline_after(now, INVENTORY_DEADLINE))
     context.write(ledger, rollout.rollout_id, status=RolloutStatus.INVENTORY, inventory=run)
-    return {"rollout": rollout.as_state(), "progress": {"done": False, "next_poll_seconds": INVENTORY_POLL_SECONDS}}
+    return _inventorying(rollout)
 
 
 def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
     for command_id in inventory.commands:
         reports.update(ssm.invocations(command_id))
     if inventory_running(reports, inventory, now):
-        return {"rollout": rollout.as_state(), "progress": {"done": False, "next_poll_seconds": INVENTORY_POLL_SECONDS}}
+        return _inventorying(rollout)
 
     zones = ec2.running_group_instances(record.tag_key, rollout.group)
     targets = rollback.targets(ledger.all_hosts(record.rollback_of)) if record.rollback_of else None
@@ -67,12 +67,19 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
         planned_hosts=len(planned.hosts),
         skipped_hosts=skipped,
     )
-    counts = {"requested_by": record.requested_by, "planned_hosts": len(planned.hosts), "skipped_hosts": skipped}
-    rollback_of = record.rollback_of
-    context.tell(
-        ports, Kind.ROLLOUT_STARTED, rollout, now, **counts, wave_sizes=planned.wave_sizes, rollback_of=rollback_of
-    )
+    started = {
+        "requested_by": record.requested_by,
+        "planned_hosts": len(planned.hosts),
+        "skipped_hosts": skipped,
+        "wave_sizes": planned.wave_sizes,
+        "rollback_of": record.rollback_of,
+    }
+    context.tell(ports, Kind.ROLLOUT_STARTED, rollout, now, **started)
     return _planned(rollout, len(planned.wave_sizes), policy)
+
+
+def _inventorying(rollout: Rollout) -> dict[str, Any]:
+    return {"rollout": rollout.as_state(), "progress": {"done": False, "next_poll_seconds": INVENTORY_POLL_SECONDS}}
 
 
 def _planned(rollout: Rollout, wave_count: int, policy: GroupPolicy) -> dict[str, Any]:
