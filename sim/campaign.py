@@ -43,7 +43,7 @@ from sim.world import World
 from stacks import synthesize
 from updraft.adapters.control import Controls
 from updraft.config import UpdraftConfig, allowed_failures
-from updraft.domain.hosts import FINAL
+from updraft.domain.host_record import FINAL
 from updraft.errors import RolloutNotFound
 
 OLD, NEW = "1.26.0", "1.26.1"

@@ -24,6 +24,7 @@ from sim.bottlerocket import Fault, Repository
 from sim.clock import VirtualClock
 from sim.deploy import ACCOUNT, REGION, deploy
 from sim.fleet import Fleet
+from updraft import ledger_schema
 
 _SERVICE_MODELS = botocore.loaders.create_loader()
 MAX_EXECUTION_SECONDS = 31 * 86_400  # the state machine's own timeout is 30 days
@@ -284,19 +285,20 @@ class World:
 
     # -- the ledger -----------------------------------------------------------------------------
     def rollout_record(self, rollout_id: str) -> dict[str, Any]:
-        return self.ledger.get_item(Key={"pk": f"ROLLOUT#{rollout_id}", "sk": "META"}).get("Item", {})
+        return self.ledger.get_item(Key=ledger_schema.rollout_key(rollout_id)).get("Item", {})
 
     def host_records(self, rollout_id: str) -> dict[str, dict[str, Any]]:
         """Every host the rollout recorded (planned or skipped), by instance id."""
         items, start = [], None
         while True:
             extra = {"ExclusiveStartKey": start} if start else {}
-            page = self.ledger.query(KeyConditionExpression=Key("pk").eq(f"ROLLOUT#{rollout_id}"), **extra)
+            pk = Key(ledger_schema.PK).eq(ledger_schema.rollout_pk(rollout_id))
+            page = self.ledger.query(KeyConditionExpression=pk, **extra)
             items += page["Items"]
             start = page.get("LastEvaluatedKey")
             if not start:
                 break
-        return {item["instance_id"]: item for item in items if item["sk"] != "META"}
+        return {item["instance_id"]: item for item in items if item[ledger_schema.SK] != ledger_schema.META}
 
     def lock_holder(self, group: str) -> str | None:
         return self.locks.get_item(Key={"group": group}).get("Item", {}).get("holder")

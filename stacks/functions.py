@@ -17,6 +17,7 @@ from stacks.documents import CommandDocuments
 from stacks.nag import acknowledge, nag_arn
 from updraft.config import UpdraftConfig
 from updraft.domain.lifecycle import SOURCE
+from updraft.ledger_schema import IDEMPOTENCY
 
 # One Python version drives the runtime, the wheels pip bundles and the Powertools layer. It is the newest
 # runtime aws-cdk-lib knows, which is what cdk-nag's AwsSolutions-L1 requires.
@@ -37,7 +38,7 @@ LEDGER_ACTIONS = (
     "dynamodb:BatchWriteItem",
 )
 # The partition keys of step results kept for replays (functions/updraft/handlers/_common.py).
-IDEMPOTENCY_KEYS = "IDEMPOTENCY#*"
+IDEMPOTENCY_KEYS = f"{IDEMPOTENCY}*"
 # X-Ray takes no resource-level permissions; CDK grants these for active tracing.
 TRACING_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 

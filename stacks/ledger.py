@@ -6,6 +6,8 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from updraft.ledger_schema import BY_GROUP, EXPIRES, GROUP_KEY, LOCK_KEY, PK, SK, STARTED_AT
+
 
 def _table(
     scope: Construct, construct_id: str, partition_key: str, sort_key: str | None = None, expires: str | None = None
@@ -31,15 +33,16 @@ def _table(
 
 
 class Ledger(Construct):
-    """`locks` holds one item per group while a rollout runs; `table` records rollouts and host states."""
+    """`locks` holds one item per group while a rollout runs; `table` records rollouts and host states
+    (laid out as updraft.ledger_schema says)."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.locks = _table(self, "Locks", partition_key="group")
-        self.table = _table(self, "Ledger", partition_key="pk", sort_key="sk", expires="expiration")
+        self.locks = _table(self, "Locks", partition_key=LOCK_KEY)
+        self.table = _table(self, "Ledger", partition_key=PK, sort_key=SK, expires=EXPIRES)
         # Only rollout items carry `group_key`: a group's rollouts by start time (history, rollback window).
         self.table.add_global_secondary_index(
-            index_name="by-group",
-            partition_key=dynamodb.Attribute(name="group_key", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="started_at", type=dynamodb.AttributeType.STRING),
+            index_name=BY_GROUP,
+            partition_key=dynamodb.Attribute(name=GROUP_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=STARTED_AT, type=dynamodb.AttributeType.STRING),
         )

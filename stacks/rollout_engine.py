@@ -16,8 +16,8 @@ from stacks.definition import definition
 from stacks.documents import CommandDocuments
 from stacks.functions import FUNCTIONS, LOG_RETENTION, ON_ALARM, RolloutFunctions
 from stacks.nag import acknowledge
-from updraft.adapters.ledger import BY_GROUP
 from updraft.config import UpdraftConfig
+from updraft.ledger_schema import BY_GROUP
 
 
 def substitution_key(function_name: str) -> str:

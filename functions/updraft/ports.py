@@ -1,7 +1,8 @@
 """What a rollout's steps keep and read outside themselves, as small protocols: the ledger, the group lock,
 the operator's controls, the release ledger, lifecycle events and the alarm gate. In Lambda they are DynamoDB,
-EventBridge and CloudWatch (updraft.adapters); the step logic is tested against in-memory ones that pass the
-same contract tests. The fleet itself (SSM, EC2, ECS) is not here: it is reached through its own adapters."""
+EventBridge and CloudWatch (updraft.adapters); the steps (updraft.flow) are tested against in-memory ones that
+pass the same contract tests. The fleet itself (SSM, EC2, ECS) is not here: it is reached through its own
+adapters."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from updraft.config import AlarmGate
-from updraft.domain.hosts import HostRecord
+from updraft.domain.host_record import HostRecord
 from updraft.domain.lifecycle import LifecycleDetail
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from updraft.config import UpdraftConfig
-from updraft.domain.hosts import Doc
+from updraft.domain.host_record import Doc
 from updraft.ports import Ports
 
 

@@ -10,7 +10,7 @@ import pytest
 from sim.world import World
 from stacks import synthesize
 from updraft.config import UpdraftConfig
-from updraft.domain.hosts import FINAL
+from updraft.domain.host_record import FINAL
 from updraft.domain.waves import Candidate, plan_waves
 
 CONFIG = UpdraftConfig.model_validate(

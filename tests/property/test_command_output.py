@@ -10,19 +10,10 @@ from hypothesis import strategies as st
 from property_strategies import any_text, deep_json_text, huge_number_text, near, only_named_errors
 
 from updraft.config import GroupPolicy
-from updraft.domain.hosts import (
-    FINAL,
-    ContainerView,
-    Doc,
-    HostRecord,
-    HostState,
-    Invocation,
-    Observation,
-    RollbackStep,
-    advance,
-    command_outcome,
-    deadline_after,
-)
+from updraft.domain.command_output import command_outcome
+from updraft.domain.host_actions import ContainerView, Invocation, Observation
+from updraft.domain.host_record import FINAL, Doc, HostRecord, HostState, RollbackStep, deadline_after
+from updraft.domain.host_transitions import advance
 from updraft.domain.reports import Report, parse_report
 
 BOOT = "3f2b8c1e-52aa-4c7e-9d01-6b1f0a9e4c21"

@@ -16,16 +16,9 @@ from pathlib import Path
 import pytest
 
 from updraft.release import MalformedManifest, Version, parse_manifest
-from updraft.release.manifest import (
-    MAX_SEED,
-    Manifest,
-    Update,
-    applicable_updates,
-    locked_version,
-    release_time,
-    update_ready,
-    update_required,
-)
+from updraft.release.manifest import MAX_SEED, Manifest, Update
+from updraft.release.selection import applicable_updates, release_time, update_ready, update_required
+from updraft.release.version import locked_version
 
 CASES = Path(__file__).parent / "updog_cases"
 NOW = datetime(2025, 1, 1, tzinfo=UTC)  # upstream's tests use Utc::now(), after every wave of their data

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from updraft.release import MalformedManifest, Version, parse_manifest
-from updraft.release.manifest import MAX_SEED, MAX_WAVE_KEY, Manifest, Update, update_ready, update_required
+from updraft.release.manifest import MAX_SEED, MAX_WAVE_KEY, Manifest, Update
+from updraft.release.selection import update_ready, update_required
 
 PROPERTY = settings(derandomize=True, deadline=None, max_examples=200)
 ONE_WAVE = (Path(__file__).parent / "updog_cases" / "single_wave.json").read_bytes()

@@ -16,14 +16,44 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from updraft.adapters.control import CONTROL, ENDED, GLOBAL, switch_key
-from updraft.adapters.ledger import CLOSED, META, _host_item, _pk, group_outcome_item, wave_prefix
+from updraft.adapters.control import ENDED
 from updraft.adapters.lock import LockState
 from updraft.adapters.releases import STALE_CLAIM
 from updraft.config import AlarmGate
-from updraft.domain.hosts import HostRecord
+from updraft.domain.host_record import HostRecord
 from updraft.domain.lifecycle import LifecycleDetail
 from updraft.errors import AlarmNotFound, RolloutNotFound
+from updraft.ledger_schema import (
+    CLOSED,
+    CONTROL,
+    GLOBAL,
+    GROUP_KEY,
+    META,
+    PK,
+    REVISION,
+    SK,
+    SKIPPED,
+    STARTED_AT,
+    WAVE,
+    automatic_claim_item,
+    automatic_claim_key,
+    group_outcome_item,
+    group_outcome_key,
+    host_item,
+    host_key,
+    lock_item,
+    release_item,
+    release_key,
+    releases_pk,
+    rollout_item,
+    rollout_key,
+    rollout_pk,
+    skipped_item,
+    switch_item,
+    switch_key,
+    switch_sk,
+    wave_prefix,
+)
 from updraft.ports import Ports
 
 _SERIALIZE, _DESERIALIZE = TypeSerializer(), TypeDeserializer()
@@ -45,19 +75,22 @@ class Table:
 
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        item = self.items.get((pk, sk))
+    def get(self, key: dict[str, str]) -> dict[str, Any] | None:
+        item = self.items.get((key[PK], key[SK]))
         return _stored(item) if item is not None else None
 
     def put(self, item: dict[str, Any]) -> None:
-        self.items[(item["pk"], item["sk"])] = _stored(item)
+        self.items[(item[PK], item[SK])] = _stored(item)
 
-    def update(self, pk: str, sk: str, fields: dict[str, Any]) -> None:
-        self.items[(pk, sk)] = {**self.items[(pk, sk)], **_stored(fields)}
+    def update(self, key: dict[str, str], fields: dict[str, Any]) -> None:
+        self.items[(key[PK], key[SK])] = {**self.items[(key[PK], key[SK])], **_stored(fields)}
+
+    def delete(self, key: dict[str, str]) -> None:
+        self.items.pop((key[PK], key[SK]), None)
 
     def query(self, pk: str, prefix: str = "") -> list[dict[str, Any]]:
         found = [item for (p, s), item in self.items.items() if p == pk and s.startswith(prefix)]
-        return [_stored(item) for item in sorted(found, key=lambda item: item["sk"])]
+        return [_stored(item) for item in sorted(found, key=lambda item: item[SK])]
 
 
 class MemoryLedger:
@@ -66,61 +99,61 @@ class MemoryLedger:
 
     # -- rollouts ----------------------------------------------------------------------------------------
     def create_rollout(self, rollout: dict[str, Any]) -> None:
-        if self.table.get(_pk(rollout["rollout_id"]), META) is None:
-            self.table.put({"pk": _pk(rollout["rollout_id"]), "sk": META, "group_key": rollout["group"], **rollout})
+        if self.table.get(rollout_key(rollout["rollout_id"])) is None:
+            self.table.put(rollout_item(rollout))
 
     def rollout(self, rollout_id: str) -> dict[str, Any]:
-        item = self.table.get(_pk(rollout_id), META)
+        item = self.table.get(rollout_key(rollout_id))
         if item is None:
             raise RolloutNotFound(rollout_id)
         return item
 
     def update_rollout(self, rollout_id: str, **fields: Any) -> None:
-        if self.table.get(_pk(rollout_id), META) is None:
+        if self.table.get(rollout_key(rollout_id)) is None:
             raise _refused("UpdateItem")
-        self.table.update(_pk(rollout_id), META, fields)
+        self.table.update(rollout_key(rollout_id), fields)
 
     def close_rollout(self, rollout_id: str, **fields: Any) -> bool:
-        item = self.table.get(_pk(rollout_id), META)
+        item = self.table.get(rollout_key(rollout_id))
         if item is None or "finished_at" in item:
             return False
-        self.table.update(_pk(rollout_id), META, fields)
+        self.table.update(rollout_key(rollout_id), fields)
         return True
 
     def group_rollouts(self, group: str, newest: int = 20) -> list[dict[str, Any]]:
-        # The by-group index holds the items that have both its keys, sorted by started_at.
+        # The by-group index holds the items that have both its keys, sorted by its sort key.
         indexed = [
             _stored(item)
             for (_, sk), item in self.table.items.items()
-            if sk == META and item.get("group_key") == group and "started_at" in item
+            if sk == META and item.get(GROUP_KEY) == group and STARTED_AT in item
         ]
-        return sorted(indexed, key=lambda item: item["started_at"], reverse=True)[:newest]
+        return sorted(indexed, key=lambda item: item[STARTED_AT], reverse=True)[:newest]
 
     # -- groups --------------------------------------------------------------------------------------------
     def record_group_outcome(self, group: str, version: str, outcome: str, rollout_id: str, now: str) -> None:
         self.table.put(group_outcome_item(group, version, outcome, rollout_id, now))
 
     def group_outcome(self, group: str, version: str) -> str | None:
-        return (self.table.get(f"GROUP#{group}", f"VERSION#{version}") or {}).get("outcome")
+        return (self.table.get(group_outcome_key(group, version)) or {}).get("outcome")
 
     def claim_automatic(self, group: str, version: str, execution_id: str, now: str) -> bool:
-        claim = self.table.get(f"GROUP#{group}", f"AUTO#{version}")
+        claim = self.table.get(automatic_claim_key(group, version))
         if claim is not None and claim["holder"] != execution_id:
             return False
-        self.table.put({"pk": f"GROUP#{group}", "sk": f"AUTO#{version}", "holder": execution_id, "claimed_at": now})
+        self.table.put(automatic_claim_item(group, version, execution_id, now))
         return True
 
     # -- hosts -------------------------------------------------------------------------------------------
     def put_planned(self, records: list[HostRecord]) -> None:
         for record in records:
-            self.table.put(_host_item(record, record.revision + 1))
+            self.table.put(host_item(record, record.revision + 1))
 
     def put_hosts(self, records: list[HostRecord], closing_at: str | None = None) -> list[HostRecord]:
         written = []
         for record in records:
-            item = _host_item(record, record.revision + 1)
-            current = self.table.get(item["pk"], item["sk"])
-            read = int(current["revision"]) if current and "revision" in current else 0
+            item = host_item(record, record.revision + 1)
+            current = self.table.get(item)
+            read = int(current[REVISION]) if current and REVISION in current else 0
             if read != record.revision or (current and CLOSED in current and not closing_at):
                 continue  # another run wrote the host since it was read, or the rollout was closed
             self.table.put({**item, CLOSED: closing_at} if closing_at else item)
@@ -128,21 +161,22 @@ class MemoryLedger:
         return written
 
     def host(self, rollout_id: str, wave: int, instance_id: str) -> HostRecord | None:
-        item = self.table.get(_pk(rollout_id), f"{wave_prefix(wave)}{instance_id}")
+        item = self.table.get(host_key(rollout_id, wave, instance_id))
         return HostRecord.model_validate(item) if item else None
 
     def put_skipped(self, rollout_id: str, skipped: list[dict[str, str]]) -> None:
         for host in skipped:
-            self.table.put({"pk": _pk(rollout_id), "sk": f"SKIPPED#{host['instance_id']}", **host})
+            self.table.put(skipped_item(rollout_id, host))
 
     def wave_hosts(self, rollout_id: str, wave: int) -> list[HostRecord]:
-        return [HostRecord.model_validate(item) for item in self.table.query(_pk(rollout_id), wave_prefix(wave))]
+        items = self.table.query(rollout_pk(rollout_id), wave_prefix(wave))
+        return [HostRecord.model_validate(item) for item in items]
 
     def all_hosts(self, rollout_id: str) -> list[HostRecord]:
-        return [HostRecord.model_validate(item) for item in self.table.query(_pk(rollout_id), "WAVE#")]
+        return [HostRecord.model_validate(item) for item in self.table.query(rollout_pk(rollout_id), WAVE)]
 
     def skipped_hosts(self, rollout_id: str) -> list[dict[str, Any]]:
-        return self.table.query(_pk(rollout_id), "SKIPPED#")
+        return self.table.query(rollout_pk(rollout_id), SKIPPED)
 
 
 class MemoryLocks:
@@ -157,7 +191,7 @@ class MemoryLocks:
         if holder and holder != execution_id and self.running(holder):
             return LockState(False, holder)
         if holder != execution_id:
-            self.items[group] = _stored({"group": group, "holder": execution_id, **item})
+            self.items[group] = _stored(lock_item(group, execution_id, item))
         return LockState(True, execution_id)
 
     def held(self) -> list[dict]:
@@ -177,18 +211,17 @@ class MemoryControls:
         self.table = table
 
     def engage(self, group: str | None, reason: str, by: str, now: str) -> None:
-        self.table.put({**switch_key(group), "engaged": True, "reason": reason, "by": by, "at": now})
+        self.table.put(switch_item(group, reason, by, now))
 
     def release(self, group: str | None) -> None:
-        key = switch_key(group)
-        self.table.items.pop((key["pk"], key["sk"]), None)
+        self.table.delete(switch_key(group))
 
     def switches(self) -> list[dict[str, Any]]:
         return self.table.query(CONTROL)
 
     def kill_switch_for(self, group: str) -> dict[str, Any] | None:
-        engaged = {item["sk"]: item for item in self.switches() if item.get("engaged")}
-        return engaged.get(GLOBAL) or engaged.get(f"GROUP#{group}")
+        engaged = {item[SK]: item for item in self.switches() if item.get("engaged")}
+        return engaged.get(GLOBAL) or engaged.get(switch_sk(group))
 
     def pause(self, rollout_id: str, reason: str, by: str, now: str) -> None:
         self._request(rollout_id, paused=True, pause={"reason": reason, "by": by, "at": now})
@@ -200,27 +233,22 @@ class MemoryControls:
         self._request(rollout_id, abort_requested={"reason": reason, "by": by, "at": now})
 
     def _request(self, rollout_id: str, **fields: Any) -> None:
-        item = self.table.get(_pk(rollout_id), META)
+        item = self.table.get(rollout_key(rollout_id))
         if item is None or item.get("status") in ENDED:
             raise RolloutNotFound(f"{rollout_id}: no such rollout is running")
-        self.table.update(_pk(rollout_id), META, fields)
+        self.table.update(rollout_key(rollout_id), fields)
 
 
 class MemoryReleases:
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    @staticmethod
-    def _pk(variant: str, arch: str) -> str:
-        return f"RELEASES#{variant}/{arch}"
-
     def record(self, variant: str, arch: str, version: str, fields: dict[str, Any]) -> None:
-        if self.table.get(self._pk(variant, arch), version) is None:
-            item = {"pk": self._pk(variant, arch), "sk": version, "variant": variant, "arch": arch, "version": version}
-            self.table.put(item | fields)
+        if self.table.get(release_key(variant, arch, version)) is None:
+            self.table.put(release_item(variant, arch, version) | fields)
 
     def claim(self, variant: str, arch: str, version: str, kind: str, now: datetime) -> bool:
-        item = self.table.get(self._pk(variant, arch), version) or {}
+        item = self.table.get(release_key(variant, arch, version)) or {}
         claimed = item.get(f"claimed_{kind}")
         if f"announced_{kind}" in item or (claimed is not None and claimed >= (now - STALE_CLAIM).isoformat()):
             return False
@@ -231,14 +259,14 @@ class MemoryReleases:
         self._set(variant, arch, version, {f"announced_{kind}": now.isoformat()})
 
     def _set(self, variant: str, arch: str, version: str, fields: dict[str, Any]) -> None:
-        key = (self._pk(variant, arch), version)
-        self.table.items[key] = {**self.table.items.get(key, {"pk": key[0], "sk": key[1]}), **_stored(fields)}
+        key = release_key(variant, arch, version)
+        self.table.put({**(self.table.get(key) or key), **fields})
 
     def withdrawn(self, variant: str, arch: str, version: str) -> bool:
-        return "announced_withdrawn" in (self.table.get(self._pk(variant, arch), version) or {})
+        return "announced_withdrawn" in (self.table.get(release_key(variant, arch, version)) or {})
 
     def releases(self, variant: str, arch: str) -> list[dict[str, Any]]:
-        return self.table.query(self._pk(variant, arch))
+        return self.table.query(releases_pk(variant, arch))
 
 
 @dataclass

@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from tests.steps.memory import Memory
 from updraft.adapters.aws_ports import aws_ports
-from updraft.domain.hosts import HostRecord, HostState
+from updraft.domain.host_record import HostRecord, HostState
 from updraft.errors import RolloutNotFound
 from updraft.ports import Ports
 

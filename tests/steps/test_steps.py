@@ -1,4 +1,4 @@
-"""The rollout's steps (updraft.rollout), called directly against the in-memory ports: their decisions and what
+"""The rollout's steps (updraft.flow), called directly against the in-memory ports: their decisions and what
 they record, in milliseconds per scenario. What touches the fleet (SSM, EC2, ECS) is tested on the simulated
 fleet in tests/integration; these cover the logic that lives between the ledger, the lock and the controls."""
 
@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.steps.memory import Memory
-from updraft import rollout
+from updraft import flow
 from updraft.config import UpdraftConfig
-from updraft.domain.hosts import Doc, HostRecord, HostState
+from updraft.domain.eligibility import RECHECK_SECONDS
+from updraft.domain.holds import CONTROL_RECHECK_SECONDS
+from updraft.domain.host_record import Doc, HostRecord, HostState
 from updraft.domain.lifecycle import Kind
 from updraft.errors import AlarmNotFound, InvalidRolloutRequest, RollbackRefused
 from updraft.settings import Settings
@@ -52,14 +54,14 @@ def env(memory: Memory) -> Settings:
     return Settings(CONFIG, "ledger", "locks", documents, ports=memory.ports())
 
 
-def started(env: Settings, group: str = "web", rollout_id: str = "r-1", **request) -> rollout.Rollout:
+def started(env: Settings, group: str = "web", rollout_id: str = "r-1", **request) -> flow.Rollout:
     """A rollout whose lock was taken and whose record was written, as AcquireLock leaves it."""
-    result = rollout.acquire(env, {"group": group, "target_version": NEW, **request}, EXECUTION, rollout_id, T0)
+    result = flow.acquire(env, {"group": group, "target_version": NEW, **request}, EXECUTION, rollout_id, T0)
     assert result["acquired"]
-    return rollout.Rollout(**result["rollout"])
+    return flow.Rollout(**result["rollout"])
 
 
-def planned(memory: Memory, target: rollout.Rollout, waves: list[list[str]], state=HostState.PENDING) -> None:
+def planned(memory: Memory, target: flow.Rollout, waves: list[list[str]], state=HostState.PENDING) -> None:
     """The plan's host records and the rollout's counts, as PlanWaves writes them."""
     records = [
         HostRecord(
@@ -87,7 +89,7 @@ def planned(memory: Memory, target: rollout.Rollout, waves: list[list[str]], sta
 # -- the release policy ------------------------------------------------------------------------------------
 def release(env: Settings, group: str, released_at: datetime, now: datetime, execution: str = EXECUTION) -> dict:
     request = {"group": group, "target_version": NEW, "released_at": released_at.isoformat()}
-    return rollout.check_release(env, request, execution, now)
+    return flow.check_release(env, request, execution, now)
 
 
 def test_a_release_waits_out_its_minimum_age_then_starts(env: Settings) -> None:
@@ -99,7 +101,7 @@ def test_a_release_waits_out_its_minimum_age_then_starts(env: Settings) -> None:
 
 def test_a_follower_waits_for_its_leader_and_takes_only_what_the_leader_finished(env: Settings, memory: Memory):
     waiting = release(env, "prod", T0, T0)
-    assert (waiting["verdict"], waiting["wait_seconds"]) == ("wait", rollout.RECHECK_SECONDS)
+    assert (waiting["verdict"], waiting["wait_seconds"]) == ("wait", RECHECK_SECONDS)
 
     memory.ledger.record_group_outcome("web", NEW, "halted", "r-0", T0.isoformat())
     assert release(env, "prod", T0, T0)["verdict"] == "skip"
@@ -135,7 +137,7 @@ def test_an_invalid_request_is_refused_naming_the_field_and_takes_no_lock(
     env: Settings, memory: Memory, request_body, named
 ):
     with pytest.raises(InvalidRolloutRequest, match=named):
-        rollout.acquire(env, request_body, EXECUTION, "r-1", T0)
+        flow.acquire(env, request_body, EXECUTION, "r-1", T0)
 
     assert memory.locks.held() == []
 
@@ -145,13 +147,13 @@ def test_the_lock_goes_to_one_rollout_and_its_record_keeps_the_policy(env: Setti
     memory.running.add(EXECUTION)
     target = started(env, requested_by="alice")
 
-    second = rollout.acquire(env, {"group": "web", "target_version": NEW}, "arn:second", "r-2", T0)
+    second = flow.acquire(env, {"group": "web", "target_version": NEW}, "arn:second", "r-2", T0)
 
     assert (second["acquired"], second["holder"]) == (False, EXECUTION)
     meta = memory.ledger.rollout(target.rollout_id)
     assert (meta["status"], meta["requested_by"], meta["execution_id"]) == ("planning", "alice", EXECUTION)
     assert CONFIG.group("web").model_validate_json(meta["policy"]) == CONFIG.group("web")
-    again = rollout.acquire(env, {"group": "web", "target_version": NEW}, EXECUTION, "r-1", T0)  # a retry
+    again = flow.acquire(env, {"group": "web", "target_version": NEW}, EXECUTION, "r-1", T0)  # a retry
     assert again["acquired"]
 
 
@@ -161,10 +163,10 @@ def test_a_kill_switch_holds_the_wave_and_says_who_engaged_it(env: Settings, mem
     planned(memory, target, [["i-1"]])
     memory.controls.engage("web", "bad deploy in flight", "oncall", T0.isoformat())
 
-    held = rollout.apply_wave(env, target, 0, T0)
+    held = flow.apply_wave(env, target, 0, T0)
 
     assert held["progress"]["verdict"] == "wait"
-    assert held["progress"]["wait_seconds"] == rollout.CONTROL_RECHECK_SECONDS
+    assert held["progress"]["wait_seconds"] == CONTROL_RECHECK_SECONDS
     meta = memory.ledger.rollout(target.rollout_id)
     assert (meta["status"], meta["waiting_reason"]) == (
         "waiting",
@@ -172,8 +174,7 @@ def test_a_kill_switch_holds_the_wave_and_says_who_engaged_it(env: Settings, mem
     )
     memory.controls.engage(None, "change freeze", "cab", T0.isoformat())
     assert (
-        rollout.apply_wave(env, target, 0, T0)["progress"]["reason"]
-        == "global kill switch engaged by cab: change freeze"
+        flow.apply_wave(env, target, 0, T0)["progress"]["reason"] == "global kill switch engaged by cab: change freeze"
     )
     assert memory.ledger.wave_hosts(target.rollout_id, 0)[0].state is HostState.PENDING  # nothing was sent
 
@@ -184,10 +185,10 @@ def test_a_pause_holds_the_next_wave_and_is_told_once_each_way(env: Settings, me
     memory.controls.pause(target.rollout_id, "watch the canary", "alice", T0.isoformat())
 
     for _ in range(2):
-        assert rollout.apply_wave(env, target, 1, T0)["progress"]["reason"] == "paused by alice: watch the canary"
+        assert flow.apply_wave(env, target, 1, T0)["progress"]["reason"] == "paused by alice: watch the canary"
     memory.controls.resume(target.rollout_id, "alice", T0.isoformat())
     memory.controls.engage("web", "hold on", "bob", T0.isoformat())  # still held, by something else now
-    rollout.apply_wave(env, target, 1, T0)
+    flow.apply_wave(env, target, 1, T0)
 
     assert memory.events.kinds() == [Kind.ROLLOUT_PAUSED, Kind.ROLLOUT_RESUMED]
 
@@ -197,8 +198,8 @@ def test_an_abort_request_stops_the_next_wave_and_skips_what_was_not_started(env
     planned(memory, target, [["i-1"], ["i-2", "i-3"]])
     memory.controls.abort(target.rollout_id, "wrong version", "bob", T0.isoformat())
 
-    assert rollout.apply_wave(env, target, 1, T0)["progress"]["verdict"] == "abort"
-    done = rollout.abort(env, target, 1, T0)
+    assert flow.apply_wave(env, target, 1, T0)["progress"]["verdict"] == "abort"
+    done = flow.abort(env, target, 1, T0)
 
     assert done["progress"] == {"done": True, "skipped": 3}
     notes = {h.instance_id: (h.state, h.note) for h in memory.ledger.all_hosts(target.rollout_id)}
@@ -212,14 +213,14 @@ def test_a_gate_watching_alarms_that_do_not_exist_fails_before_the_canary(env: S
     memory.alarms.states["service-errors"] = "OK"
 
     with pytest.raises(AlarmNotFound, match="web-\\*"):
-        rollout.apply_wave(env, target, 0, T0)
+        flow.apply_wave(env, target, 0, T0)
 
 
 def test_a_wave_waits_for_the_maintenance_window_it_can_finish_in(env: Settings, memory: Memory) -> None:
     target = started(env, group="nightly")
     planned(memory, target, [["i-1"]])
 
-    held = rollout.apply_wave(env, target, 0, T0)  # 09:00: the window opens at 02:00 tomorrow
+    held = flow.apply_wave(env, target, 0, T0)  # 09:00: the window opens at 02:00 tomorrow
 
     assert held["progress"]["verdict"] == "wait"
     assert held["progress"]["wait_seconds"] == 17 * 3600
@@ -227,7 +228,7 @@ def test_a_wave_waits_for_the_maintenance_window_it_can_finish_in(env: Settings,
 
 
 # -- the bake ----------------------------------------------------------------------------------------------
-def baking(env: Settings, memory: Memory) -> rollout.Rollout:
+def baking(env: Settings, memory: Memory) -> flow.Rollout:
     target = started(env, group="gated")
     planned(memory, target, [["i-1"], ["i-2"]], state=HostState.UPDATED)
     until = T0 + timedelta(seconds=600)
@@ -245,8 +246,8 @@ def baking(env: Settings, memory: Memory) -> rollout.Rollout:
 def test_a_bake_watches_its_alarms_until_it_is_over(env: Settings, memory: Memory) -> None:
     target = baking(env, memory)
 
-    still = rollout.bake(env, target, 0, T0 + timedelta(seconds=60))
-    over = rollout.bake(env, target, 0, T0 + timedelta(seconds=600))
+    still = flow.bake(env, target, 0, T0 + timedelta(seconds=60))
+    over = flow.bake(env, target, 0, T0 + timedelta(seconds=600))
 
     assert (still["progress"]["verdict"], still["progress"]["next_poll_seconds"]) == ("bake", 60)
     assert over["progress"]["verdict"] == "continue"
@@ -259,7 +260,7 @@ def test_an_alarm_during_the_bake_halts_the_rollout(env: Settings, memory: Memor
     target = baking(env, memory)
     memory.alarms.states[alarm] = "ALARM"
 
-    halted = rollout.bake(env, target, 0, T0 + timedelta(seconds=120))
+    halted = flow.bake(env, target, 0, T0 + timedelta(seconds=120))
 
     assert halted["progress"]["verdict"] == "halt"
     meta = memory.ledger.rollout(target.rollout_id)
@@ -282,8 +283,8 @@ def test_finish_records_the_outcome_once_and_tells_it(env: Settings, memory: Mem
     planned(memory, target, [["i-1"]], state=HostState.UPDATED)
     memory.ledger.update_rollout(target.rollout_id, status=status)
 
-    first = rollout.finish(env, target, T0, None)
-    again = rollout.finish(env, target, T0 + timedelta(minutes=1), None)  # a replay, or the end settled first
+    first = flow.finish(env, target, T0, None)
+    again = flow.finish(env, target, T0 + timedelta(minutes=1), None)  # a replay, or the end settled first
 
     assert first["outcome"] == again["outcome"] == outcome
     assert first["summary"] == again["summary"] == {"updated": 1, "skipped_at_plan": 0}
@@ -297,7 +298,7 @@ def test_a_failed_step_leaves_every_host_recorded(env: Settings, memory: Memory)
     (first, _) = memory.ledger.all_hosts(target.rollout_id)
     memory.ledger.put_hosts([first.move(HostState.REBOOTING, "rebooting", T0)])
 
-    ended = rollout.finish(env, target, T0, {"Error": "Lambda.ServiceException", "Cause": "boom"})
+    ended = flow.finish(env, target, T0, {"Error": "Lambda.ServiceException", "Cause": "boom"})
 
     assert ended["outcome"] == "failed"
     states = {h.instance_id: (h.state, h.note) for h in memory.ledger.all_hosts(target.rollout_id)}
@@ -310,8 +311,8 @@ def test_a_stopped_execution_is_settled_its_hosts_closed_and_its_lock_released(e
     target = started(env)
     planned(memory, target, [["i-1"], ["i-2"]])
 
-    settled = rollout.settle(env, target, EXECUTION, "ABORTED", T0)
-    again = rollout.settle(env, target, EXECUTION, "ABORTED", T0)  # EventBridge delivers at least once
+    settled = flow.settle(env, target, EXECUTION, "ABORTED", T0)
+    again = flow.settle(env, target, EXECUTION, "ABORTED", T0)  # EventBridge delivers at least once
 
     assert (settled["already_recorded"], settled["lock_released"]) == (False, True)
     assert (again["already_recorded"], again["lock_released"]) == (True, False)
@@ -323,25 +324,25 @@ def test_a_stopped_execution_is_settled_its_hosts_closed_and_its_lock_released(e
 
 
 # -- rolling a finished rollout back -----------------------------------------------------------------------
-def finished(env: Settings, memory: Memory, group: str = "prod", status: str = "succeeded") -> rollout.Rollout:
+def finished(env: Settings, memory: Memory, group: str = "prod", status: str = "succeeded") -> flow.Rollout:
     target = started(env, group=group, rollout_id="done")
     planned(memory, target, [["i-1", "i-2"]], state=HostState.UPDATED)
     memory.ledger.update_rollout(target.rollout_id, status=status)
-    rollout.finish(env, target, T0, None)
-    rollout.settle(env, target, EXECUTION, "SUCCEEDED", T0)  # release the lock (and change nothing else)
+    flow.finish(env, target, T0, None)
+    flow.settle(env, target, EXECUTION, "SUCCEEDED", T0)  # release the lock (and change nothing else)
     return target
 
 
 def test_a_rollback_inside_the_window_takes_the_hosts_back_without_the_gates(env: Settings, memory: Memory) -> None:
     done = finished(env, memory)
 
-    undo = rollout.acquire(env, {"group": "prod", "rollback_of": "done"}, "arn:undo", "undo", T0 + timedelta(hours=5))
+    undo = flow.acquire(env, {"group": "prod", "rollback_of": "done"}, "arn:undo", "undo", T0 + timedelta(hours=5))
 
     assert undo["acquired"] and undo["rollout"]["target_version"] == OLD
     assert memory.ledger.rollout(done.rollout_id)["rolled_back_by"] == "undo"
     again = {"group": "prod", "rollback_of": "done"}
     with pytest.raises(RollbackRefused, match="already rolled back by undo"):
-        rollout.acquire(env, again, "arn:again", "again", T0 + timedelta(hours=5))
+        flow.acquire(env, again, "arn:again", "again", T0 + timedelta(hours=5))
 
 
 @pytest.mark.parametrize(
@@ -358,7 +359,7 @@ def test_a_rollback_that_may_not_happen_is_refused_and_named(
     finished(env, memory)
 
     with pytest.raises(RollbackRefused, match=refusal):
-        rollout.acquire(env, request_body, "arn:undo", "undo", T0 + timedelta(hours=when))
+        flow.acquire(env, request_body, "arn:undo", "undo", T0 + timedelta(hours=when))
     assert memory.locks.held() == []
 
 
@@ -366,7 +367,7 @@ def test_a_withdrawn_release_flags_the_rollouts_running_it(env: Settings, memory
     target = started(env)
     other = started(env, group="gated", rollout_id="r-2", target_version="1.27.0")
 
-    flagged = rollout.withdraw(env, "aws-ecs-2", "x86_64", NEW, T0)
+    flagged = flow.withdraw(env, "aws-ecs-2", "x86_64", NEW, T0)
 
     assert flagged == [target.rollout_id]
     assert memory.ledger.rollout(target.rollout_id)["withdrawn"] is True

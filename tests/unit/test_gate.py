@@ -6,7 +6,7 @@ import pytest
 
 from updraft.config import ErrorBudget, allowed_failures
 from updraft.domain.gate import Verdict, gate
-from updraft.domain.hosts import HostRecord, HostState
+from updraft.domain.host_record import HostRecord, HostState
 
 
 def hosts(count: int, failed: int = 0, wave: int = 0) -> list[HostRecord]:

@@ -48,7 +48,7 @@ def published(output: str) -> dict[str, tuple[float, str, dict[str, str]]]:
 
 def run(monkeypatch, module: Any, step: str, result: dict, capsys) -> dict:
     monkeypatch.setattr(module, "settings", lambda: None)
-    monkeypatch.setattr(module.rollout, step, lambda *args: result)
+    monkeypatch.setattr(module.flow, step, lambda *args: result)
     module.handler(dict(EVENT), CONTEXT)
     return published(capsys.readouterr().out)
 

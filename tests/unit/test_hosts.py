@@ -11,25 +11,18 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from updraft.config import GroupPolicy
-from updraft.domain.hosts import (
+from updraft.domain.command_output import command_outcome, verify_verdict
+from updraft.domain.host_actions import (
     ContainerView,
-    Doc,
-    HostRecord,
-    HostState,
     Invocation,
     Observation,
     RebootThroughEc2,
-    RollbackStep,
     SendDocument,
     SetContainerState,
     Step,
-    advance,
-    begin_drain,
-    begin_rollback,
-    command_outcome,
-    deadline_after,
-    verify_verdict,
 )
+from updraft.domain.host_record import Doc, HostRecord, HostState, RollbackStep, deadline_after
+from updraft.domain.host_transitions import advance, begin_drain, begin_rollback
 from updraft.domain.reports import VerifyReport
 
 POLICY = GroupPolicy(name="web", variant="aws-ecs-2")  # the real defaults: apply 1200 s, verify 900 s

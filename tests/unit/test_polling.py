@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from updraft.config import GroupPolicy
-from updraft.domain.hosts import (
+from updraft.domain.host_record import HostRecord, HostState
+from updraft.domain.polling import (
     FIRST_LOOK_SECONDS,
     QUICK_POLL_SECONDS,
     QUICK_REBOOT_SECONDS,
-    HostRecord,
-    HostState,
     first_poll_seconds,
     next_poll_seconds,
 )

@@ -13,22 +13,13 @@ from botocore.config import Config
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from updraft import rollout
 from updraft.adapters import ssm
 from updraft.adapters.ledger import Ledger
 from updraft.config import GroupPolicy, UpdraftConfig
-from updraft.domain.hosts import (
-    Doc,
-    HostRecord,
-    HostState,
-    Observation,
-    SendDocument,
-    advance,
-    begin_rollback,
-    intended_send,
-    send_key,
-    start_apply,
-)
+from updraft.domain.host_actions import Observation, SendDocument, intended_send, send_key
+from updraft.domain.host_record import Doc, HostRecord, HostState
+from updraft.domain.host_transitions import advance, begin_rollback, start_apply
+from updraft.flow import effects
 from updraft.handlers._common import replayable
 from updraft.settings import Settings
 
@@ -169,11 +160,11 @@ def test_a_retry_records_the_command_an_attempt_sent_and_sends_only_what_was_nev
 
     monkeypatch.setattr(ledger, "put_hosts", crash_on_command_ids)
     with pytest.raises(RuntimeError):
-        rollout._carry_out(env(), ledger, steps[:2], POLICY, T0)  # i-0 and i-1 sent; i-2 not yet intended
+        effects.carry_out(env(), ledger, steps[:2], POLICY, T0)  # i-0 and i-1 sent; i-2 not yet intended
     monkeypatch.setattr(ledger, "put_hosts", real_put)
     ledger.put_hosts([steps[2].record.intending(Doc.APPLY, send_key("r-1", Doc.APPLY, T0))])  # intended, never sent
 
-    resumed = rollout._resume_sends(env(), ledger, ledger.all_hosts("r-1"), POLICY)
+    resumed = effects.resume_sends(env(), ledger, ledger.all_hosts("r-1"), POLICY)
 
     first, second = sorted(commands(), key=lambda c: len(c["InstanceIds"]), reverse=True)
     assert sorted(first["InstanceIds"]) == ["i-0", "i-1"] and second["InstanceIds"] == ["i-2"]
@@ -184,7 +175,7 @@ def test_a_retry_records_the_command_an_attempt_sent_and_sends_only_what_was_nev
         "i-2": second["CommandId"],
     }
     assert [h.command_id for h in ledger.all_hosts("r-1")] == [h.command_id for h in resumed]
-    assert rollout._resume_sends(env(), ledger, ledger.all_hosts("r-1"), POLICY) == ledger.all_hosts("r-1")
+    assert effects.resume_sends(env(), ledger, ledger.all_hosts("r-1"), POLICY) == ledger.all_hosts("r-1")
     assert len(commands()) == 2  # nothing is sent a second time
 
 
@@ -192,9 +183,9 @@ def test_a_second_run_of_a_step_sends_nothing_to_a_host_the_first_moved(aws):
     ledger = Ledger("ledger")
     ledger.put_planned([host("i-1")])
     read = ledger.all_hosts("r-1")
-    rollout._carry_out(env(), ledger, [start_apply(h, "apply sent", T0, POLICY) for h in read], POLICY, T0)
+    effects.carry_out(env(), ledger, [start_apply(h, "apply sent", T0, POLICY) for h in read], POLICY, T0)
 
-    stale = rollout._carry_out(env(), ledger, [start_apply(h, "apply sent", T0, POLICY) for h in read], POLICY, T0)
+    stale = effects.carry_out(env(), ledger, [start_apply(h, "apply sent", T0, POLICY) for h in read], POLICY, T0)
 
     assert stale == [] and len(commands()) == 1
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
 from updraft.adapters import ssm
-from updraft.domain.hosts import Invocation
+from updraft.domain.host_actions import Invocation
 from updraft.errors import CommandThrottled
 
 REPORT = '{"doc":"apply","result":"rebooting"}\n'

@@ -1,7 +1,7 @@
 """Operator control, kept in the ledger table: kill switches, and pause / abort requests on a rollout.
 
-Kill switches are items `CONTROL` / `GLOBAL` and `CONTROL` / `GROUP#<name>`; while one is engaged no
-wave of the groups it covers starts. Pause and abort are fields of the rollout's own item, read by
+Kill switches are items of their own (updraft.ledger_schema: one global, one per group); while one is engaged
+no wave of the groups it covers starts. Pause and abort are fields of the rollout's own item, read by
 the rollout before every wave (and, for abort, at every poll).
 """
 
@@ -12,17 +12,13 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from updraft.adapters.aws import table
+from updraft.domain import rollout_record
 from updraft.errors import RolloutNotFound
+from updraft.ledger_schema import CONTROL, GLOBAL, PK, SK, rollout_key, switch_item, switch_key, switch_sk
 
-CONTROL = "CONTROL"
-GLOBAL = "GLOBAL"
+ENDED = tuple(status.value for status in rollout_record.ENDED)
 # A rollout takes requests only while it runs.
-RUNNING = "attribute_exists(pk) AND NOT #status IN (:s0, :s1, :s2, :s3, :s4, :s5)"
-ENDED = ("succeeded", "halted", "failed", "nothing-to-do", "aborted", "timed-out")
-
-
-def switch_key(group: str | None) -> dict[str, str]:
-    return {"pk": CONTROL, "sk": f"GROUP#{group}" if group else GLOBAL}
+RUNNING = f"attribute_exists({PK}) AND NOT #status IN ({', '.join(f':s{i}' for i in range(len(ENDED)))})"
 
 
 class Controls:
@@ -32,19 +28,19 @@ class Controls:
     # -- kill switches ------------------------------------------------------------------------------
     def engage(self, group: str | None, reason: str, by: str, now: str) -> None:
         """Stop every wave of `group` (all groups when None) from starting until released."""
-        self.table.put_item(Item={**switch_key(group), "engaged": True, "reason": reason, "by": by, "at": now})
+        self.table.put_item(Item=switch_item(group, reason, by, now))
 
     def release(self, group: str | None) -> None:
         self.table.delete_item(Key=switch_key(group))
 
     def switches(self) -> list[dict[str, Any]]:
-        page = self.table.query(KeyConditionExpression=Key("pk").eq(CONTROL), ConsistentRead=True)
+        page = self.table.query(KeyConditionExpression=Key(PK).eq(CONTROL), ConsistentRead=True)
         return page["Items"]
 
     def kill_switch_for(self, group: str) -> dict[str, Any] | None:
         """The engaged switch that holds `group`, the global one first; None when waves may start."""
-        engaged = {item["sk"]: item for item in self.switches() if item.get("engaged")}
-        return engaged.get(GLOBAL) or engaged.get(f"GROUP#{group}")
+        engaged = {item[SK]: item for item in self.switches() if item.get("engaged")}
+        return engaged.get(GLOBAL) or engaged.get(switch_sk(group))
 
     # -- requests on a running rollout -------------------------------------------------------------
     def pause(self, rollout_id: str, reason: str, by: str, now: str) -> None:
@@ -62,7 +58,7 @@ class Controls:
         values |= {f":s{i}": status for i, status in enumerate(ENDED)}
         try:
             self.table.update_item(
-                Key={"pk": f"ROLLOUT#{rollout_id}", "sk": "META"},
+                Key=rollout_key(rollout_id),
                 UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from updraft.adapters.aws import chunks, client
-from updraft.domain.hosts import ContainerView
+from updraft.domain.host_actions import ContainerView
 
 UPDATE_STATE_LIMIT = 10  # UpdateContainerInstancesState
 DESCRIBE_LIMIT = 100  # DescribeContainerInstances, DescribeTasks

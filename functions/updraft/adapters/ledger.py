@@ -1,8 +1,7 @@
-"""The DynamoDB ledger: one item per rollout (META) and one per host.
+"""The DynamoDB ledger: one item per rollout and one per host, laid out as updraft.ledger_schema says.
 
-Host items sort by wave (`WAVE#0003#i-...`) so a wave is one Query; hosts the plan skipped are
-`SKIPPED#i-...`. The rollout item keeps the policy it started with, so a config change never
-alters a rollout in flight.
+Host items sort by wave so a wave is one Query; the rollout item keeps the policy it started with, so a config
+change never alters a rollout in flight.
 """
 
 from __future__ import annotations
@@ -14,23 +13,30 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from updraft.adapters.aws import table
-from updraft.domain.hosts import HostRecord
+from updraft.domain.host_record import HostRecord
 from updraft.errors import RolloutNotFound
+from updraft.ledger_schema import (
+    BY_GROUP,
+    CLOSED,
+    GROUP_KEY,
+    PK,
+    REVISION,
+    SK,
+    SKIPPED,
+    WAVE,
+    automatic_claim_item,
+    group_outcome_item,
+    group_outcome_key,
+    host_item,
+    host_key,
+    rollout_item,
+    rollout_key,
+    rollout_pk,
+    skipped_item,
+    wave_prefix,
+)
 
-META = "META"
-# A sparse index over rollout items only: a group's rollouts, newest last (history, rollback window).
-BY_GROUP = "by-group"
-# On a host item: when the settlement of a stopped execution wrote it last. No step writes it after that.
-CLOSED = "closed_at"
 LOG = logging.getLogger(__name__)
-
-
-def _pk(rollout_id: str) -> str:
-    return f"ROLLOUT#{rollout_id}"
-
-
-def wave_prefix(wave: int) -> str:
-    return f"WAVE#{wave:04d}#"
 
 
 class Ledger:
@@ -41,26 +47,23 @@ class Ledger:
     def create_rollout(self, rollout: dict[str, Any]) -> None:
         """Record a new rollout; a retried step finds it there and leaves it as it is."""
         with contextlib.suppress(self.table.meta.client.exceptions.ConditionalCheckFailedException):
-            self.table.put_item(
-                Item={"pk": _pk(rollout["rollout_id"]), "sk": META, "group_key": rollout["group"], **rollout},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            self.table.put_item(Item=rollout_item(rollout), ConditionExpression=f"attribute_not_exists({PK})")
 
     def rollout(self, rollout_id: str) -> dict[str, Any]:
-        item = self.table.get_item(Key={"pk": _pk(rollout_id), "sk": META}, ConsistentRead=True).get("Item")
+        item = self.table.get_item(Key=rollout_key(rollout_id), ConsistentRead=True).get("Item")
         if item is None:
             raise RolloutNotFound(rollout_id)
         return item
 
     def update_rollout(self, rollout_id: str, **fields: Any) -> None:
-        self._update(rollout_id, fields, "attribute_exists(pk)")
+        self._update(rollout_id, fields, f"attribute_exists({PK})")
 
     def _update(self, rollout_id: str, fields: dict[str, Any], condition: str) -> None:
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
         assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
         self.table.update_item(
-            Key={"pk": _pk(rollout_id), "sk": META},
+            Key=rollout_key(rollout_id),
             UpdateExpression=f"SET {assignments}",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -71,7 +74,7 @@ class Ledger:
         """The group's latest rollouts, newest first."""
         page = self.table.query(
             IndexName=BY_GROUP,
-            KeyConditionExpression=Key("group_key").eq(group),
+            KeyConditionExpression=Key(GROUP_KEY).eq(group),
             ScanIndexForward=False,
             Limit=newest,
         )
@@ -83,15 +86,15 @@ class Ledger:
 
     def group_outcome(self, group: str, version: str) -> str | None:
         """How the group's last rollout to `version` ended, if one did."""
-        item = self.table.get_item(Key={"pk": f"GROUP#{group}", "sk": f"VERSION#{version}"}, ConsistentRead=True)
+        item = self.table.get_item(Key=group_outcome_key(group, version), ConsistentRead=True)
         return item.get("Item", {}).get("outcome")
 
     def claim_automatic(self, group: str, version: str, execution_id: str, now: str) -> bool:
         """One automatic rollout per group and version: False if another execution took it."""
         try:
             self.table.put_item(
-                Item={"pk": f"GROUP#{group}", "sk": f"AUTO#{version}", "holder": execution_id, "claimed_at": now},
-                ConditionExpression="attribute_not_exists(pk) OR holder = :me",
+                Item=automatic_claim_item(group, version, execution_id, now),
+                ConditionExpression=f"attribute_not_exists({PK}) OR holder = :me",
                 ExpressionAttributeValues={":me": execution_id},
             )
             return True
@@ -101,9 +104,9 @@ class Ledger:
     # -- hosts -----------------------------------------------------------------------------------
     def put_planned(self, records: list[HostRecord]) -> None:
         """The plan's new host records, in batches: nothing else writes a host before its plan returns."""
-        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+        with self.table.batch_writer(overwrite_by_pkeys=[PK, SK]) as batch:
             for record in records:
-                batch.put_item(Item=_host_item(record, record.revision + 1))
+                batch.put_item(Item=host_item(record, record.revision + 1))
 
     def put_hosts(self, records: list[HostRecord], closing_at: str | None = None) -> list[HostRecord]:
         """Write each record unless the ledger moved on since it was read: a write expects the host's
@@ -113,8 +116,8 @@ class Ledger:
         return [written for record in records if (written := self._put_host(record, closing_at)) is not None]
 
     def _put_host(self, record: HostRecord, closing_at: str | None) -> HostRecord | None:
-        item = _host_item(record, record.revision + 1)
-        condition = "revision = :read" if record.revision else "attribute_not_exists(revision)"
+        item = host_item(record, record.revision + 1)
+        condition = f"{REVISION} = :read" if record.revision else f"attribute_not_exists({REVISION})"
         values: dict[str, Any] = {":read": record.revision} if record.revision else {}
         if closing_at:
             item[CLOSED] = closing_at
@@ -130,34 +133,33 @@ class Ledger:
         return record.model_copy(update={"revision": record.revision + 1})
 
     def host(self, rollout_id: str, wave: int, instance_id: str) -> HostRecord | None:
-        key = {"pk": _pk(rollout_id), "sk": f"{wave_prefix(wave)}{instance_id}"}
-        item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        item = self.table.get_item(Key=host_key(rollout_id, wave, instance_id), ConsistentRead=True).get("Item")
         return HostRecord.model_validate(item) if item else None
 
     def close_rollout(self, rollout_id: str, **fields: Any) -> bool:
         """Record the rollout's end (`finished_at` among the fields) once: False if it was already recorded."""
         try:
-            self._update(rollout_id, fields, "attribute_exists(pk) AND attribute_not_exists(finished_at)")
+            self._update(rollout_id, fields, f"attribute_exists({PK}) AND attribute_not_exists(finished_at)")
             return True
         except self.table.meta.client.exceptions.ConditionalCheckFailedException:
             return False
 
     def put_skipped(self, rollout_id: str, skipped: list[dict[str, str]]) -> None:
-        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+        with self.table.batch_writer(overwrite_by_pkeys=[PK, SK]) as batch:
             for host in skipped:
-                batch.put_item(Item={"pk": _pk(rollout_id), "sk": f"SKIPPED#{host['instance_id']}", **host})
+                batch.put_item(Item=skipped_item(rollout_id, host))
 
     def wave_hosts(self, rollout_id: str, wave: int) -> list[HostRecord]:
         return [HostRecord.model_validate(item) for item in self._query(rollout_id, wave_prefix(wave))]
 
     def all_hosts(self, rollout_id: str) -> list[HostRecord]:
-        return [HostRecord.model_validate(item) for item in self._query(rollout_id, "WAVE#")]
+        return [HostRecord.model_validate(item) for item in self._query(rollout_id, WAVE)]
 
     def skipped_hosts(self, rollout_id: str) -> list[dict[str, Any]]:
-        return self._query(rollout_id, "SKIPPED#")
+        return self._query(rollout_id, SKIPPED)
 
     def _query(self, rollout_id: str, prefix: str) -> list[dict[str, Any]]:
-        condition = Key("pk").eq(_pk(rollout_id)) & Key("sk").begins_with(prefix)
+        condition = Key(PK).eq(rollout_pk(rollout_id)) & Key(SK).begins_with(prefix)
         items, start = [], None
         while True:
             extra = {"ExclusiveStartKey": start} if start else {}
@@ -166,18 +168,3 @@ class Ledger:
             start = page.get("LastEvaluatedKey")
             if not start:
                 return items
-
-
-def _host_item(record: HostRecord, revision: int) -> dict[str, Any]:
-    item = record.model_dump(mode="json", exclude_none=True) | {"revision": revision}
-    return {"pk": _pk(record.rollout_id), "sk": f"{wave_prefix(record.wave)}{record.instance_id}", **item}
-
-
-def group_outcome_item(group: str, version: str, outcome: str, rollout_id: str, now: str) -> dict[str, Any]:
-    return {
-        "pk": f"GROUP#{group}",
-        "sk": f"VERSION#{version}",
-        "outcome": outcome,
-        "rollout_id": rollout_id,
-        "finished_at": now,
-    }

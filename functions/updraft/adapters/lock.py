@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from boto3.dynamodb.conditions import Attr
 
 from updraft.adapters.aws import client, table
+from updraft.ledger_schema import LOCK_KEY, lock_item
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,13 @@ class GroupLock:
 
     def acquire(self, group: str, execution_id: str, item: dict) -> LockState:
         """Take the lock; take it over from a holder that is no longer running (aborted, timed out)."""
-        lock = {"group": group, "holder": execution_id, **item}
+        lock = lock_item(group, execution_id, item)
         try:
-            self.table.put_item(Item=lock, ConditionExpression=Attr("group").not_exists())
+            self.table.put_item(Item=lock, ConditionExpression=Attr(LOCK_KEY).not_exists())
             return LockState(True, execution_id)
         except self._conflict:
             pass
-        current = self.table.get_item(Key={"group": group}, ConsistentRead=True).get("Item", {})
+        current = self.table.get_item(Key={LOCK_KEY: group}, ConsistentRead=True).get("Item", {})
         holder = current.get("holder", "")
         if holder == execution_id:  # a retry of our own step
             return LockState(True, execution_id)
@@ -38,7 +39,7 @@ class GroupLock:
             self.table.put_item(Item=lock, ConditionExpression=Attr("holder").eq(holder))
             return LockState(True, execution_id)
         except self._conflict:
-            return LockState(False, self.table.get_item(Key={"group": group}).get("Item", {}).get("holder", ""))
+            return LockState(False, self.table.get_item(Key={LOCK_KEY: group}).get("Item", {}).get("holder", ""))
 
     def held(self) -> list[dict]:
         """Every lock held now: one per group with a rollout running (a handful of items)."""
@@ -53,7 +54,7 @@ class GroupLock:
     def release(self, group: str, holder: str) -> bool:
         """Release the lock if `holder` still has it; False if someone else (or nobody) does."""
         try:
-            self.table.delete_item(Key={"group": group}, ConditionExpression=Attr("holder").eq(holder))
+            self.table.delete_item(Key={LOCK_KEY: group}, ConditionExpression=Attr("holder").eq(holder))
             return True
         except self._conflict:
             return False

@@ -14,12 +14,9 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 
 from updraft.adapters.aws import table
+from updraft.ledger_schema import PK, release_item, release_key, releases_pk
 
 STALE_CLAIM = timedelta(minutes=15)
-
-
-def _pk(variant: str, arch: str) -> str:
-    return f"RELEASES#{variant}/{arch}"
 
 
 class ReleaseLedger:
@@ -29,16 +26,16 @@ class ReleaseLedger:
 
     def record(self, variant: str, arch: str, version: str, fields: dict[str, Any]) -> None:
         """Remember a release the first time it is seen; later sightings change nothing."""
-        item = {"pk": _pk(variant, arch), "sk": version, "variant": variant, "arch": arch, "version": version}
         with contextlib.suppress(self._conflict):
-            self.table.put_item(Item=item | fields, ConditionExpression=Attr("pk").not_exists())
+            item = release_item(variant, arch, version) | fields
+            self.table.put_item(Item=item, ConditionExpression=Attr(PK).not_exists())
 
     def claim(self, variant: str, arch: str, version: str, kind: str, now: datetime) -> bool:
         """True if this run may send the `kind` announcement ("available" or "withdrawn")."""
         stale = (now - STALE_CLAIM).isoformat()
         try:
             self.table.update_item(
-                Key={"pk": _pk(variant, arch), "sk": version},
+                Key=release_key(variant, arch, version),
                 UpdateExpression="SET #claim = :now",
                 ConditionExpression=Attr(f"announced_{kind}").not_exists()
                 & (Attr(f"claimed_{kind}").not_exists() | Attr(f"claimed_{kind}").lt(stale)),
@@ -51,21 +48,21 @@ class ReleaseLedger:
 
     def mark_sent(self, variant: str, arch: str, version: str, kind: str, now: datetime) -> None:
         self.table.update_item(
-            Key={"pk": _pk(variant, arch), "sk": version},
+            Key=release_key(variant, arch, version),
             UpdateExpression="SET #sent = :now",
             ExpressionAttributeNames={"#sent": f"announced_{kind}"},
             ExpressionAttributeValues={":now": now.isoformat()},
         )
 
     def withdrawn(self, variant: str, arch: str, version: str) -> bool:
-        item = self.table.get_item(Key={"pk": _pk(variant, arch), "sk": version}).get("Item", {})
+        item = self.table.get_item(Key=release_key(variant, arch, version)).get("Item", {})
         return "announced_withdrawn" in item
 
     def releases(self, variant: str, arch: str) -> list[dict[str, Any]]:
         items, start = [], None
         while True:
             extra = {"ExclusiveStartKey": start} if start else {}
-            page = self.table.query(KeyConditionExpression=Key("pk").eq(_pk(variant, arch)), **extra)
+            page = self.table.query(KeyConditionExpression=Key(PK).eq(releases_pk(variant, arch)), **extra)
             items += page["Items"]
             start = page.get("LastEvaluatedKey")
             if not start:

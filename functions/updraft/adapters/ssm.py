@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from botocore.exceptions import ClientError
 
 from updraft.adapters.aws import chunks, client
-from updraft.domain.hosts import Invocation
+from updraft.domain.host_actions import Invocation
 from updraft.errors import CommandThrottled
 
 SEND_COMMAND_LIMIT = 50

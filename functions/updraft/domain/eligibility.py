@@ -7,6 +7,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from updraft.config import GroupPolicy
+from updraft.domain.rollout_record import RolloutStatus
+
+# How often a follower looks again whether its leader finished, and the longest a release waits at once.
+RECHECK_SECONDS = 3600
+MAX_WAIT_SECONDS = 86_400
 
 
 class Verdict(StrEnum):
@@ -22,7 +27,8 @@ class Eligibility:
     not_before: datetime | None = None
 
 
-FINISHED = frozenset({"succeeded", "nothing-to-do"})
+# How a leader's rollout ended that lets its followers take the version.
+FINISHED = frozenset({RolloutStatus.SUCCEEDED, RolloutStatus.NOTHING_TO_DO})
 
 
 def decide(
@@ -44,3 +50,23 @@ def decide(
     if policy.follows and leader_outcome not in FINISHED:
         return Eligibility(Verdict.SKIP, f"group {policy.follows} did not finish {version} ({leader_outcome})")
     return Eligibility(Verdict.START, f"{version} is eligible")
+
+
+def admit(
+    policy: GroupPolicy,
+    version: str,
+    released_at: datetime,
+    now: datetime,
+    leader_outcome: str | None,
+    withdrawn: bool,
+) -> Eligibility:
+    """`decide`, unless the release was withdrawn since it was announced."""
+    if withdrawn:
+        return Eligibility(Verdict.SKIP, f"{version} was withdrawn")
+    return decide(policy, version, released_at, now, leader_outcome)
+
+
+def wait_seconds(decision: Eligibility, now: datetime) -> int:
+    """How long a release that must wait waits before it is looked at again."""
+    seconds = (decision.not_before - now).total_seconds() if decision.not_before else RECHECK_SECONDS
+    return int(min(max(seconds, 1), MAX_WAIT_SECONDS))

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from updraft.domain.rollout_record import RolloutStatus
+
 SOURCE = "updraft"
 SCHEMA_VERSION = "1"
 
@@ -31,12 +33,12 @@ class Kind(StrEnum):
 
 # How a rollout ended -> the event that says so.
 OUTCOME_EVENTS = {
-    "succeeded": Kind.ROLLOUT_SUCCEEDED,
-    "nothing-to-do": Kind.ROLLOUT_SUCCEEDED,
-    "halted": Kind.ROLLOUT_HALTED,
-    "failed": Kind.ROLLOUT_FAILED,
-    "timed-out": Kind.ROLLOUT_FAILED,
-    "aborted": Kind.ROLLOUT_ABORTED,
+    RolloutStatus.SUCCEEDED: Kind.ROLLOUT_SUCCEEDED,
+    RolloutStatus.NOTHING_TO_DO: Kind.ROLLOUT_SUCCEEDED,
+    RolloutStatus.HALTED: Kind.ROLLOUT_HALTED,
+    RolloutStatus.FAILED: Kind.ROLLOUT_FAILED,
+    RolloutStatus.TIMED_OUT: Kind.ROLLOUT_FAILED,
+    RolloutStatus.ABORTED: Kind.ROLLOUT_ABORTED,
 }
 
 

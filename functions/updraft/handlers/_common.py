@@ -17,7 +17,8 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from pydantic import BaseModel, ConfigDict
 
 from updraft.adapters.aws import PerSession, client
-from updraft.rollout import Rollout
+from updraft.domain.rollout_record import Rollout
+from updraft.ledger_schema import EXPIRES, PK, SK, idempotency_pk
 
 logger = Logger()
 tracer = Tracer()
@@ -66,14 +67,13 @@ def emit(name: str, unit: MetricUnit, value: float, group: str) -> None:
 
 # Step Functions retries a task within a minute or two; a record outlives that, then the table's TTL drops it.
 REPLAY = IdempotencyConfig(expires_after_seconds=3600)
-IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"  # the ledger partitions that hold step results; nothing else
 
 
 def replayable(handler: Callable[[dict, Any], dict]) -> Callable[[dict, Any], dict]:
     """A step invoked again with the same input (the state's entry time is part of it) returns its first
     result instead of acting again: the same verdict, no second lifecycle event or metric. Results are kept
     in the ledger table under `IDEMPOTENCY#<step>`. An attempt that raised keeps nothing, so its retry runs
-    the step again: that the retry sends nothing twice is the step's own doing (see `rollout._send`)."""
+    the step again: that the retry sends nothing twice is the step's own doing (see `updraft.flow.effects.send`)."""
     step = handler.__module__.rsplit(".", 1)[-1]
 
     @functools.wraps(handler)
@@ -90,9 +90,10 @@ def _store(session: Any, key: str) -> DynamoDBPersistenceLayer:
     table_name, step = key.split("/", 1)
     return DynamoDBPersistenceLayer(
         table_name=table_name,
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value=f"{IDEMPOTENCY_PREFIX}{step}",
+        key_attr=PK,
+        sort_key_attr=SK,
+        expiry_attr=EXPIRES,
+        static_pk_value=idempotency_pk(step),
         boto3_client=client("dynamodb"),  # the runtime's own client (Powertools would make a session per store)
     )
 

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from updraft import rollout
+from updraft import flow
 from updraft.handlers._common import logger, replayable, tracer
 from updraft.settings import settings
 
@@ -14,6 +14,6 @@ from updraft.settings import settings
 @replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     now = datetime.fromisoformat(event["now"])
-    result = rollout.acquire(settings(), event.get("request"), event["execution_id"], event["rollout_id"], now)
+    result = flow.acquire(settings(), event.get("request"), event["execution_id"], event["rollout_id"], now)
     logger.info("lock", extra={"acquired": result["acquired"], "holder": result["holder"]})
     return result

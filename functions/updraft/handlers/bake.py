@@ -3,7 +3,7 @@
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from updraft import rollout
+from updraft import flow
 from updraft.handlers._common import emit, logger, metrics, replayable, step_input, tracer
 from updraft.settings import settings
 
@@ -14,7 +14,7 @@ from updraft.settings import settings
 @replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
-    result = rollout.bake(settings(), step.rollout.domain(), step.wave, step.now)
+    result = flow.bake(settings(), step.rollout.domain(), step.wave, step.now)
     progress = result["progress"]
     if "wave_duration_seconds" in progress:  # the bake ended: the wave is over
         emit("WaveDurationSeconds", MetricUnit.Seconds, progress["wave_duration_seconds"], step.rollout.group)

@@ -3,7 +3,7 @@
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from updraft import rollout
+from updraft import flow
 from updraft.handlers._common import emit, logger, metrics, replayable, step_input, tracer
 from updraft.settings import settings
 
@@ -19,7 +19,7 @@ FAILED_AT_GATE = ("rolled-back", "rollback-failed")
 @replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
-    result = rollout.check_hosts(settings(), step.rollout.domain(), step.wave, step.scope, step.now)
+    result = flow.check_hosts(settings(), step.rollout.domain(), step.wave, step.scope, step.now)
     progress = result["progress"]
     if progress["done"]:
         group = step.rollout.group

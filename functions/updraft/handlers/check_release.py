@@ -4,7 +4,7 @@ from datetime import datetime
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from updraft import rollout
+from updraft import flow
 from updraft.handlers._common import logger, replayable, tracer
 from updraft.settings import settings
 
@@ -14,6 +14,6 @@ from updraft.settings import settings
 @replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     now = datetime.fromisoformat(event["now"])
-    result = rollout.check_release(settings(), event.get("request"), event["execution_id"], now)
+    result = flow.check_release(settings(), event.get("request"), event["execution_id"], now)
     logger.info("release policy", extra={k: v for k, v in result.items() if k != "request"})
     return result

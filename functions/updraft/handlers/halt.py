@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from updraft import rollout
+from updraft import flow
 from updraft.handlers._common import logger, replayable, step_input, tracer
 from updraft.settings import settings
 
@@ -12,6 +12,6 @@ from updraft.settings import settings
 @replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
-    result = rollout.halt(settings(), step.rollout.domain(), step.wave, step.now)
+    result = flow.halt(settings(), step.rollout.domain(), step.wave, step.now)
     logger.warning("rollout halted", extra={"progress": result["progress"]})
     return result

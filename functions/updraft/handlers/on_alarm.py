@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from updraft import rollout
+from updraft import flow
 from updraft.handlers._common import logger, tracer
 from updraft.settings import settings
 
@@ -32,6 +32,6 @@ class AlarmStateChange(EventBridgeModel):
 def handler(event: AlarmStateChange, context: LambdaContext) -> dict[str, Any]:
     if event.detail.state.value != "ALARM":
         return {"started": []}
-    started = rollout.rollback_on_alarm(settings(), event.detail.alarmName, event.time)
+    started = flow.rollback_on_alarm(settings(), event.detail.alarmName, event.time)
     logger.warning("alarm", extra={"alarm": event.detail.alarmName, "rollbacks": started})
     return {"started": started}

@@ -7,8 +7,9 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from updraft import rollout
+from updraft import flow
 from updraft.adapters.ledger import Ledger
+from updraft.domain.rollout_record import RolloutRecord
 from updraft.errors import RolloutNotFound
 from updraft.handlers._common import logger, tracer
 from updraft.settings import settings
@@ -31,11 +32,10 @@ def handler(event: ExecutionEnded, context: LambdaContext) -> dict:
     env, change = settings(), event.detail
     logger.append_keys(rollout_id=change.name, status=change.status)
     try:
-        meta = Ledger(env.ledger_table).rollout(change.name)
+        record = RolloutRecord.from_item(Ledger(env.ledger_table).rollout(change.name))
     except RolloutNotFound:
         logger.info("no rollout recorded for this execution (rejected or never started)")
         return {"settled": False}
-    target = rollout.Rollout(change.name, meta["group"], meta["target_version"])
-    result = rollout.settle(env, target, change.executionArn, change.status, event.time)
+    result = flow.settle(env, record.reference, change.executionArn, change.status, event.time)
     logger.info("execution settled", extra=result)
     return {"settled": True, **result}

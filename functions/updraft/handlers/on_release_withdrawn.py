@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from updraft import rollout
+from updraft import flow
 from updraft.handlers._common import logger, tracer
 from updraft.settings import settings
 
@@ -27,6 +27,6 @@ class ReleaseWithdrawn(EventBridgeModel):
 @event_parser(model=ReleaseWithdrawn)
 def handler(event: ReleaseWithdrawn, context: LambdaContext) -> dict:
     pulled = event.detail
-    flagged = rollout.withdraw(settings(), pulled.variant, pulled.arch, pulled.version, event.time)
+    flagged = flow.withdraw(settings(), pulled.variant, pulled.arch, pulled.version, event.time)
     logger.warning("release withdrawn", extra={"version": pulled.version, "rollouts": flagged})
     return {"halting": flagged}

@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from updraft import rollout
+from updraft import flow
 from updraft.handlers._common import logger, replayable, step_input, tracer
 from updraft.settings import settings
 
@@ -12,4 +12,4 @@ from updraft.settings import settings
 @replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
-    return rollout.start_inventory(settings(), step.rollout.domain(), step.now)
+    return flow.start_inventory(settings(), step.rollout.domain(), step.now)

@@ -5,20 +5,18 @@ the selection rules (latest_release, is_withdrawn) decide what a host would pick
 """
 
 from updraft.release.errors import MalformedManifest, UntrustedRelease
-from updraft.release.manifest import (
-    Manifest,
+from updraft.release.manifest import Manifest, Update, parse_manifest
+from updraft.release.repository import MetadataVersions, VerifiedManifest, verify_repository
+from updraft.release.selection import (
     Release,
-    Update,
-    Version,
     is_withdrawn,
     latest_release,
     offered_releases,
-    parse_manifest,
     release_time,
     repository_arch,
 )
-from updraft.release.repository import MetadataVersions, VerifiedManifest, verify_repository
 from updraft.release.trust import MemoryTrustStore, ScopedTrustStore, TrustStore
+from updraft.release.version import Version
 
 __all__ = [
     "MalformedManifest",

@@ -13,246 +13,17 @@ final state: updated, rolled-back, rollback-failed, or skipped when its drain le
 
 from __future__ import annotations
 
-import hashlib
-import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
-
-from pydantic import BaseModel, ConfigDict
+from datetime import datetime
 
 from updraft.config import GroupPolicy
-from updraft.domain.reports import (
-    ApplyReport,
-    ErrorReport,
-    HealthReport,
-    Report,
-    RollbackReport,
-    VerifyReport,
-    parse_report,
-)
-from updraft.errors import MalformedCommandOutput
-
-
-class HostState(StrEnum):
-    PENDING = "pending"
-    DRAINING = "draining"  # its container instance drains; nothing applied yet
-    APPLYING = "applying"
-    REBOOTING = "rebooting"
-    VERIFYING = "verifying"
-    CHECKING_HEALTH = "checking-health"  # verified; the group's health command runs
-    ACTIVATING = "activating"  # verified and healthy; its container instance is ACTIVE again, awaiting the agent
-    UPDATED = "updated"
-    FAILED = "failed"
-    ROLLING_BACK = "rolling-back"
-    ROLLED_BACK = "rolled-back"
-    ROLLBACK_FAILED = "rollback-failed"
-    SKIPPED = "skipped"  # planned, never touched: its wave did not start
-    NEEDS_ATTENTION = "needs-attention"  # the rollout itself failed while this host was in flight
-
-
-FINAL = frozenset(
-    {
-        HostState.UPDATED,
-        HostState.ROLLED_BACK,
-        HostState.ROLLBACK_FAILED,
-        HostState.SKIPPED,
-        HostState.NEEDS_ATTENTION,
-    }
-)
-
-
-class Doc(StrEnum):
-    INVENTORY = "inventory"
-    APPLY = "apply"
-    VERIFY = "verify"
-    ROLLBACK = "rollback"
-    HEALTH = "health"
-
-
-class RollbackStep(StrEnum):
-    RECOVER = "recover"  # rebooted through EC2; waiting for the agent
-    COMMAND = "command"  # rollback document sent
-    REBOOT = "reboot"  # rollback rebooted the host; waiting for the agent
-    VERIFY = "verify"  # verify document sent, expecting the previous version
-    ACTIVATE = "activate"  # back on the previous version; its container instance set ACTIVE, awaiting the agent
-
-
-# Invocation statuses that are still moving; anything else is an end.
-RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed"})
-
-
-class HostRecord(BaseModel):
-    """One host of one rollout, as the ledger keeps it."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    rollout_id: str
-    instance_id: str
-    az: str
-    wave: int
-    state: HostState = HostState.PENDING
-    previous_version: str
-    target_version: str
-    failure: str | None = None  # why the host failed; counts against the error budget
-    note: str = ""
-    command_doc: Doc | None = None
-    command_id: str | None = None
-    boot_id: str | None = None  # boot id before the reboot that is awaited
-    deadline: str | None = None
-    os_verified: bool = False
-    rollback_step: RollbackStep | None = None
-    # ECS groups: the host's container instance, found when its wave starts.
-    ecs_cluster: str | None = None
-    container_instance: str | None = None
-    updated_at: str = ""
-    history: tuple[str, ...] = ()
-    # Written before a document is sent, cleared when its command id is recorded: a step that stopped in
-    # between finds the command by this key (in the command's comment) instead of sending a second one.
-    send_key: str | None = None
-    revision: int = 0  # the ledger's write count of this host when read; each write expects it unchanged
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL
-
-    def move(self, state: HostState, note: str, now: datetime, **changes: object) -> HostRecord:
-        stamp = now.isoformat()
-        return self.model_copy(
-            update={
-                "state": state,
-                "note": note,
-                "updated_at": stamp,
-                "history": (*self.history, f"{stamp} {state}: {note}")[-20:],
-                "send_key": None,  # a new state supersedes any send still pending
-                **changes,
-            }
-        )
-
-    def intending(self, doc: Doc, key: str) -> HostRecord:
-        """About to be sent `doc`: recorded before the send, so that a retry never sends it twice."""
-        return self.model_copy(update={"command_doc": doc, "command_id": None, "send_key": key})
-
-    def sent(self, doc: Doc, command_id: str) -> HostRecord:
-        return self.model_copy(update={"command_doc": doc, "command_id": command_id, "send_key": None})
-
-    @property
-    def unsent(self) -> bool:
-        """Its send was recorded as intended, but no command id yet: the step stopped in between."""
-        return self.send_key is not None and self.command_id is None and not self.final
-
-
-@dataclass(frozen=True)
-class Invocation:
-    status: str
-    stdout: str = ""
-    stderr: str = ""
-
-
-@dataclass(frozen=True)
-class ContainerView:
-    """What ECS says of a host's container instance."""
-
-    status: str  # ACTIVE | DRAINING | ...
-    running_tasks: int
-    agent_connected: bool
-    unmanaged_tasks: tuple[str, ...] = ()  # running tasks no service owns (looked up while draining)
-
-
-@dataclass(frozen=True)
-class Observation:
-    invocation: Invocation | None = None  # of the record's current command
-    online: bool = False  # SSM agent PingStatus Online
-    instance_status: str | None = None  # EC2 instance status: ok | impaired | initializing | ...
-    container: ContainerView | None = None  # ECS groups: None when the container instance is gone
-
-
-@dataclass(frozen=True)
-class SendDocument:
-    doc: Doc
-    version: str  # the document's version parameter
-
-
-@dataclass(frozen=True)
-class RebootThroughEc2:
-    pass
-
-
-@dataclass(frozen=True)
-class SetContainerState:
-    """UpdateContainerInstancesState for the record's container instance."""
-
-    status: str  # DRAINING | ACTIVE
-
-
-Action = SendDocument | RebootThroughEc2 | SetContainerState
-
-
-def send_key(rollout_id: str, doc: Doc, now: datetime) -> str:
-    """The same for every attempt of one step (Step Functions retries a task with the state's entry time),
-    different for every other step and rollout: names the step's command in SSM."""
-    return hashlib.sha256(f"{rollout_id}|{doc}|{now.isoformat()}".encode()).hexdigest()[:24]
-
-
-def intended_send(record: HostRecord) -> SendDocument | None:
-    """The send a record awaits: a rollback's documents carry the previous version, the rest the target."""
-    if not record.unsent or record.command_doc is None:
-        return None
-    version = record.previous_version if record.state is HostState.ROLLING_BACK else record.target_version
-    return SendDocument(record.command_doc, version)
-
-
-@dataclass(frozen=True)
-class Step:
-    record: HostRecord
-    action: Action | None = None
-
-
-def deadline_after(now: datetime, seconds: int) -> str:
-    return (now + timedelta(seconds=seconds)).isoformat()
+from updraft.domain.command_output import command_outcome, health_verdict, verify_verdict
+from updraft.domain.host_actions import Observation, RebootThroughEc2, SendDocument, SetContainerState, Step
+from updraft.domain.host_record import Doc, HostRecord, HostState, RollbackStep, deadline_after
+from updraft.domain.reports import ApplyReport, HealthReport, RollbackReport, VerifyReport
 
 
 def _past(record: HostRecord, now: datetime) -> bool:
     return record.deadline is not None and now >= datetime.fromisoformat(record.deadline)
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` within `limit` characters, keeping both ends: apiclient's error chains put the cause last."""
-    if len(text) <= limit:
-        return text
-    head = limit // 3
-    return f"{text[:head]} … {text[-(limit - head - 3) :]}"
-
-
-def command_outcome(doc: Doc | None, invocation: Invocation | None) -> Report | str | None:
-    """The report of a command, a failure reason, or None while it runs."""
-    if invocation is None or invocation.status in RUNNING_STATUSES:
-        return None
-    if invocation.status not in ("Success", "Failed"):
-        return f"{doc} command ended {invocation.status}: {invocation.stderr.strip()[:300]}".rstrip(": ")
-    try:
-        report = parse_report(str(doc), invocation.stdout)
-    except MalformedCommandOutput as error:
-        stderr = invocation.stderr.strip()[-200:]
-        return f"MalformedCommandOutput: {error}" + (f" (stderr: {stderr})" if stderr else "")
-    if isinstance(report, ErrorReport):
-        return f"{doc} failed at {report.stage}: {clip(report.error.strip(), 300)}"
-    return report
-
-
-def verify_verdict(report: VerifyReport, expected: str, previous: str) -> str | None:
-    """Why a host that reported after its reboot is not healthy on `expected`, or None."""
-    if report.version != expected:
-        if report.version == previous:
-            return f"booted back into {previous} (boot-loader fallback): the update to {expected} did not take"
-        return f"runs {report.version}, expected {expected}"
-    if report.update_state == "Ready":
-        return "an update is still activated for the next boot"
-    if report.active_version not in (None, expected):
-        return f"active partition holds {report.active_version}, expected {expected}"
-    if report.version_lock.removeprefix("v") != expected:
-        return f"version lock is {report.version_lock}, expected {expected}"
-    return None
 
 
 def advance(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
@@ -448,16 +219,6 @@ def _activate(record: HostRecord, note: str, now: datetime, policy: GroupPolicy)
     return Step(moved, SetContainerState("ACTIVE"))
 
 
-def health_verdict(report: HealthReport) -> str | None:
-    """Why the health command's report means the host is unhealthy, or None."""
-    output = f": {report.output.strip()[-300:]}" if report.output.strip() else ""
-    if report.result == "timed-out":
-        return f"health command did not finish within {report.timeout_seconds} s{output}"
-    if report.result != "healthy" or report.exit_code != 0:
-        return f"health command exited {report.exit_code}{output}"
-    return None
-
-
 def _checking_health(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     outcome = command_outcome(record.command_doc, seen.invocation)
     if outcome is None:
@@ -569,42 +330,8 @@ def _rollback_failed(record: HostRecord, reason: str, now: datetime) -> Step:
     return Step(record.move(HostState.ROLLBACK_FAILED, reason, now, command_id=None, deadline=None))
 
 
-# A verify report comes back within seconds; an apply or a reboot takes minutes.
-QUICK_POLL_SECONDS = 10
-# A wave lasts as long as its slowest host, so the look that finds its last hosts back is worth hurrying:
-# once no more than this share of the wave is in flight and only reboots or short reports are awaited.
-TAIL_SHARE = 0.25
-# A reboot still going after this long is late (perhaps hung): its host is looked at the group's interval.
-QUICK_REBOOT_SECONDS = 180
-# Writing an image and rebooting take longer than this: no host of a wave can be verified sooner.
-FIRST_LOOK_SECONDS = 90
-
-
-def next_poll_seconds(records: list[HostRecord], policy: GroupPolicy, now: datetime) -> int:
-    """Look again soon when every host still in flight only awaits a short report, or when the wave is down to
-    its last few hosts and they are rebooting or verifying; otherwise at the group's interval."""
-    in_flight = [r for r in records if not r.final and r.state is not HostState.PENDING]
-    quick = min(QUICK_POLL_SECONDS, policy.poll_interval_seconds)
-    if not in_flight:
-        return policy.poll_interval_seconds
-    if all(_awaits_report(r) for r in in_flight):
-        return quick
-    tail = max(1, math.ceil(len(records) * TAIL_SHARE))
-    if len(in_flight) <= tail and all(_awaits_report(r) or _recent_reboot(r, now) for r in in_flight):
-        return quick
-    return policy.poll_interval_seconds
-
-
-def _awaits_report(record: HostRecord) -> bool:
-    return record.state is HostState.VERIFYING and bool(record.command_id) and not record.os_verified
-
-
-def _recent_reboot(record: HostRecord, now: datetime) -> bool:
-    since = (now - datetime.fromisoformat(record.updated_at)).total_seconds() if record.updated_at else 0.0
-    return record.state is HostState.REBOOTING and since <= QUICK_REBOOT_SECONDS
-
-
-def first_poll_seconds(policy: GroupPolicy) -> int:
-    """After an apply is sent: writing an image and rebooting take minutes, so the first look waits two
-    intervals, and never less than the shortest update (a failed apply is still caught on that look)."""
-    return max(2 * policy.poll_interval_seconds, FIRST_LOOK_SECONDS)
+def abandon(record: HostRecord, cause: str, now: datetime) -> HostRecord:
+    """The rollout failed (or its execution stopped) while the host was not final: it is left as it is, marked."""
+    if record.state is HostState.PENDING:
+        return record.move(HostState.SKIPPED, f"not started: the rollout failed ({cause})", now)
+    return record.move(HostState.NEEDS_ATTENTION, f"the rollout failed while the host was {record.state}: {cause}", now)

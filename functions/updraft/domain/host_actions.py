@@ -1,0 +1,77 @@
+"""What is seen of a host (its command, its agent, its status checks, its container instance), and what a
+transition asks to be done to it (send a document, reboot it through EC2, set its container instance's state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from updraft.domain.host_record import Doc, HostRecord, HostState
+
+
+@dataclass(frozen=True)
+class Invocation:
+    status: str
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    """What ECS says of a host's container instance."""
+
+    status: str  # ACTIVE | DRAINING | ...
+    running_tasks: int
+    agent_connected: bool
+    unmanaged_tasks: tuple[str, ...] = ()  # running tasks no service owns (looked up while draining)
+
+
+@dataclass(frozen=True)
+class Observation:
+    invocation: Invocation | None = None  # of the record's current command
+    online: bool = False  # SSM agent PingStatus Online
+    instance_status: str | None = None  # EC2 instance status: ok | impaired | initializing | ...
+    container: ContainerView | None = None  # ECS groups: None when the container instance is gone
+
+
+@dataclass(frozen=True)
+class SendDocument:
+    doc: Doc
+    version: str  # the document's version parameter
+
+
+@dataclass(frozen=True)
+class RebootThroughEc2:
+    pass
+
+
+@dataclass(frozen=True)
+class SetContainerState:
+    """UpdateContainerInstancesState for the record's container instance."""
+
+    status: str  # DRAINING | ACTIVE
+
+
+Action = SendDocument | RebootThroughEc2 | SetContainerState
+
+
+def send_key(rollout_id: str, doc: Doc, now: datetime) -> str:
+    """The same for every attempt of one step (Step Functions retries a task with the state's entry time),
+    different for every other step and rollout: names the step's command in SSM."""
+    return hashlib.sha256(f"{rollout_id}|{doc}|{now.isoformat()}".encode()).hexdigest()[:24]
+
+
+def intended_send(record: HostRecord) -> SendDocument | None:
+    """The send a record awaits: a rollback's documents carry the previous version, the rest the target."""
+    if not record.unsent or record.command_doc is None:
+        return None
+    version = record.previous_version if record.state is HostState.ROLLING_BACK else record.target_version
+    return SendDocument(record.command_doc, version)
+
+
+@dataclass(frozen=True)
+class Step:
+    record: HostRecord
+    action: Action | None = None

@@ -1,0 +1,125 @@
+"""One host of one rollout, as the ledger keeps it: its state, the documents it is sent, how its rollback goes.
+
+How a host moves from state to state is updraft.domain.host_transitions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class HostState(StrEnum):
+    PENDING = "pending"
+    DRAINING = "draining"  # its container instance drains; nothing applied yet
+    APPLYING = "applying"
+    REBOOTING = "rebooting"
+    VERIFYING = "verifying"
+    CHECKING_HEALTH = "checking-health"  # verified; the group's health command runs
+    ACTIVATING = "activating"  # verified and healthy; its container instance is ACTIVE again, awaiting the agent
+    UPDATED = "updated"
+    FAILED = "failed"
+    ROLLING_BACK = "rolling-back"
+    ROLLED_BACK = "rolled-back"
+    ROLLBACK_FAILED = "rollback-failed"
+    SKIPPED = "skipped"  # planned, never touched: its wave did not start
+    NEEDS_ATTENTION = "needs-attention"  # the rollout itself failed while this host was in flight
+
+
+FINAL = frozenset(
+    {
+        HostState.UPDATED,
+        HostState.ROLLED_BACK,
+        HostState.ROLLBACK_FAILED,
+        HostState.SKIPPED,
+        HostState.NEEDS_ATTENTION,
+    }
+)
+
+
+class Doc(StrEnum):
+    INVENTORY = "inventory"
+    APPLY = "apply"
+    VERIFY = "verify"
+    ROLLBACK = "rollback"
+    HEALTH = "health"
+
+
+class RollbackStep(StrEnum):
+    RECOVER = "recover"  # rebooted through EC2; waiting for the agent
+    COMMAND = "command"  # rollback document sent
+    REBOOT = "reboot"  # rollback rebooted the host; waiting for the agent
+    VERIFY = "verify"  # verify document sent, expecting the previous version
+    ACTIVATE = "activate"  # back on the previous version; its container instance set ACTIVE, awaiting the agent
+
+
+class HostRecord(BaseModel):
+    """One host of one rollout, as the ledger keeps it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    rollout_id: str
+    instance_id: str
+    az: str
+    wave: int
+    state: HostState = HostState.PENDING
+    previous_version: str
+    target_version: str
+    failure: str | None = None  # why the host failed; counts against the error budget
+    note: str = ""
+    command_doc: Doc | None = None
+    command_id: str | None = None
+    boot_id: str | None = None  # boot id before the reboot that is awaited
+    deadline: str | None = None
+    os_verified: bool = False
+    rollback_step: RollbackStep | None = None
+    # ECS groups: the host's container instance, found when its wave starts.
+    ecs_cluster: str | None = None
+    container_instance: str | None = None
+    updated_at: str = ""
+    history: tuple[str, ...] = ()
+    # Written before a document is sent, cleared when its command id is recorded: a step that stopped in
+    # between finds the command by this key (in the command's comment) instead of sending a second one.
+    send_key: str | None = None
+    revision: int = 0  # the ledger's write count of this host when read; each write expects it unchanged
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    def move(self, state: HostState, note: str, now: datetime, **changes: object) -> HostRecord:
+        stamp = now.isoformat()
+        return self.model_copy(
+            update={
+                "state": state,
+                "note": note,
+                "updated_at": stamp,
+                "history": (*self.history, f"{stamp} {state}: {note}")[-20:],
+                "send_key": None,  # a new state supersedes any send still pending
+                **changes,
+            }
+        )
+
+    def intending(self, doc: Doc, key: str) -> HostRecord:
+        """About to be sent `doc`: recorded before the send, so that a retry never sends it twice."""
+        return self.model_copy(update={"command_doc": doc, "command_id": None, "send_key": key})
+
+    def sent(self, doc: Doc, command_id: str) -> HostRecord:
+        return self.model_copy(update={"command_doc": doc, "command_id": command_id, "send_key": None})
+
+    @property
+    def unsent(self) -> bool:
+        """Its send was recorded as intended, but no command id yet: the step stopped in between."""
+        return self.send_key is not None and self.command_id is None and not self.final
+
+
+def deadline_after(now: datetime, seconds: int) -> str:
+    return (now + timedelta(seconds=seconds)).isoformat()
+
+
+def count_states(records: list[HostRecord]) -> dict[str, int]:
+    """How many hosts are in each state."""
+    return dict(Counter(str(record.state) for record in records))
