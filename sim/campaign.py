@@ -390,8 +390,18 @@ class Run:
         after = self.after.get(name) or self.world.host_snapshot()
         for instance_id in sorted(touched - set(records)):
             self.violate("recorded", f"{name}: {instance_id} was sent an update and is not in the ledger")
+        # A host another rollout left mid-update (needs-attention) may still change version on its own: that
+        # rollout's command goes on after its execution ended, so the change is not this rollout's doing.
+        in_flight = {
+            instance_id
+            for other in self.executions()
+            if other["name"] != name
+            for instance_id, record in self.world.host_records(other["name"]).items()
+            if record["state"] == "needs-attention"
+        }
         for instance_id, record in records.items():
-            self.check_host(name, instance_id, record, instance_id in touched, before, after)
+            unexplained = {k: v for k, v in before.items() if k not in in_flight}
+            self.check_host(name, instance_id, record, instance_id in touched, unexplained, after)
         self.check_budget(name, meta, records, touched)
 
     def check_host(
