@@ -89,14 +89,15 @@ def _publish_alarm_change(
         "previousState": {"value": before, "timestamp": stamp},
         "configuration": {"description": getattr(alarm, "description", "") or ""},
     }
-    entry = {
-        "Source": "aws.cloudwatch",
-        "DetailType": "CloudWatch Alarm State Change",
-        "Detail": json.dumps(detail),
-        "Time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Resources": [alarm.alarm_arn],
-    }
-    events.put_events(backend.account_id, backend.region_name, [entry])
+    events.service_event(
+        backend.account_id,
+        backend.region_name,
+        "aws.cloudwatch",
+        "CloudWatch Alarm State Change",
+        detail,
+        alarm.alarm_arn,
+        clock,
+    )
 
 
 def _alarm_message(alarm: Any, old_state: str) -> dict[str, Any]:

@@ -75,6 +75,20 @@ def put_events(account: str, region: str, entries: list[dict[str, Any]]) -> Any:
     return events_models.events_backends[account][region].put_events(entries)
 
 
+def service_event(
+    account: str, region: str, source: str, detail_type: str, detail: dict[str, Any], resource: str, clock: VirtualClock
+) -> Any:
+    """An event an AWS service puts on the account's default bus about one of its resources, at virtual now."""
+    entry = {
+        "Source": source,
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail),
+        "Time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Resources": [resource],
+    }
+    return put_events(account, region, [entry])
+
+
 def fire_schedules(account: str, region: str, clock: VirtualClock) -> int:
     """One tick of every scheduled rule, now (moto stores schedules but never fires them); how many fired."""
     backend = events_models.events_backends[account][region]

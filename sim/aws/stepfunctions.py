@@ -144,11 +144,12 @@ def _publish_status_change(execution: Any, clock: VirtualClock) -> None:
         "error": execution.error,
         "cause": execution.cause,
     }
-    entry = {
-        "Source": "aws.states",
-        "DetailType": "Step Functions Execution Status Change",
-        "Detail": json.dumps(detail),
-        "Time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Resources": [execution.exec_arn],
-    }
-    events.put_events(execution.account_id, execution.region_name, [entry])
+    events.service_event(
+        execution.account_id,
+        execution.region_name,
+        "aws.states",
+        "Step Functions Execution Status Change",
+        detail,
+        execution.exec_arn,
+        clock,
+    )
