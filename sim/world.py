@@ -285,7 +285,10 @@ class World:
 
     # -- the ledger -----------------------------------------------------------------------------
     def rollout_record(self, rollout_id: str) -> dict[str, Any]:
-        return self.ledger.get_item(Key=ledger_schema.rollout_key(rollout_id)).get("Item", {})
+        """The rollout's item, with the operator's requests on it, as the ledger adapter reads it."""
+        item = self.ledger.get_item(Key=ledger_schema.rollout_key(rollout_id)).get("Item", {})
+        requests = self.ledger.get_item(Key=ledger_schema.request_key(rollout_id)).get("Item", {})
+        return item | {name: requests[name] for name in ledger_schema.REQUEST_FIELDS if name in requests}
 
     def host_records(self, rollout_id: str) -> dict[str, dict[str, Any]]:
         """Every host the rollout recorded (planned or skipped), by instance id."""
@@ -460,7 +463,13 @@ class World:
         aws.events.put_events(ACCOUNT, REGION, [entry])
 
     def announce_release(self, version: str, released_at: str, arch: str = "x86_64") -> None:
-        """The detector's "Bottlerocket Release Available" event for this world's variant, on the release bus."""
+        """What the detector does on finding a release of this world's variant, without running it: its record
+        in the release ledger, then its "Bottlerocket Release Available" event on the release bus."""
+        detail = self.record_release(version, released_at, arch)
+        self.put_release_event("Bottlerocket Release Available", detail)
+
+    def record_release(self, version: str, released_at: str, arch: str = "x86_64") -> dict[str, Any]:
+        """The detector's record of a release it verified (as updraft.detection writes it); its announcement."""
         detail = {
             "variant": self.repository.variant,
             "arch": arch,
@@ -468,13 +477,31 @@ class World:
             "released_at": released_at,
             "manifest_digest": "0" * 64,
         }
+        record = ledger_schema.release_item(self.repository.variant, arch, version) | detail
+        self.ledger.put_item(Item=record | {"first_seen_at": self.clock.now().isoformat()})
+        return detail
+
+    def withdraw_release(self, version: str, arch: str = "x86_64") -> None:
+        """What the detector does on finding an announced release pulled, without running it: the withdrawal
+        claimed and marked sent on its release record, and its "Bottlerocket Release Withdrawn" event."""
+        variant, now = self.repository.variant, self.clock.now().isoformat()
+        self.ledger.update_item(
+            Key=ledger_schema.release_key(variant, arch, version),
+            UpdateExpression="SET claimed_withdrawn = :now, announced_withdrawn = :now",
+            ExpressionAttributeValues={":now": now},
+        )
+        detail = {"variant": variant, "arch": arch, "version": version, "manifest_digest": "0" * 64}
+        self.put_release_event("Bottlerocket Release Withdrawn", detail)
+
+    def put_release_event(self, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+        """One event on the release bus, with the caller's credentials (a forger's, when not the detector)."""
         entry = {
             "EventBusName": self.outputs["ReleaseBusName"],
             "Source": "updraft",
-            "DetailType": "Bottlerocket Release Available",
+            "DetailType": detail_type,
             "Detail": json.dumps(detail),
         }
-        boto3.client("events").put_events(Entries=[entry])
+        return boto3.client("events").put_events(Entries=[entry])
 
     def stop_while_sleeping(self, arn: str, cause: str = "operator stop") -> bool:
         """StopExecution once the execution waits in a Wait state, between two steps, as an operator usually

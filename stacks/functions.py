@@ -17,7 +17,7 @@ from stacks.documents import CommandDocuments
 from stacks.nag import acknowledge, nag_arn
 from updraft.config import UpdraftConfig
 from updraft.domain.lifecycle import SOURCE
-from updraft.ledger_schema import IDEMPOTENCY
+from updraft.ledger_schema import AUTO, GROUP, ROLLOUT, idempotency_pk
 
 # One Python version drives the runtime, the wheels pip bundles and the Powertools layer. It is the newest
 # runtime aws-cdk-lib knows, which is what cdk-nag's AwsSolutions-L1 requires.
@@ -30,15 +30,13 @@ WHEEL_PLATFORM = "manylinux2014_aarch64"
 POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python{PYTHON_VERSION}/latest"
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
-LEDGER_ACTIONS = (
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:Query",
-    "dynamodb:BatchWriteItem",
-)
-# The partition keys of step results kept for replays (functions/updraft/handlers/_common.py).
-IDEMPOTENCY_KEYS = f"{IDEMPOTENCY}*"
+LEDGER_READS = ("dynamodb:GetItem", "dynamodb:Query")
+# Granted only on the partition key prefixes a function owns (updraft.ledger_schema says who owns which). IAM
+# checks `dynamodb:LeadingKeys` for each item of a BatchWriteItem, so a batch cannot smuggle a foreign key in.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html
+LEDGER_WRITES = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem")
+# What Powertools' idempotency store does with a step's own replay records (functions/updraft/handlers/_common.py).
+IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 # X-Ray takes no resource-level permissions; CDK grants these for active tracing.
 TRACING_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 
@@ -58,7 +56,9 @@ class FunctionSpec:
     step: bool = True  # a task of the rollout state machine (else: invoked by an EventBridge rule)
     memory_mb: int = 512
     reserved_concurrency: int | None = None
-    writes_ledger: bool = True
+    # The ledger partition key prefixes it may write (none: it only reads the ledger, or not at all).
+    writes_ledger: tuple[str, ...] = (ROLLOUT,)
+    reads_ledger: bool = True
     publishes_events: bool = False  # lifecycle events, on the default bus, with source `updraft` only
     reads_alarms: bool = False  # the groups' CloudWatch alarm gates
 
@@ -86,7 +86,7 @@ _ECS_WATCH = (
 _ECS_REACTIVATE = ("ecs:UpdateContainerInstancesState",)
 
 FUNCTIONS = (
-    FunctionSpec("check_release", timeout_minutes=1),
+    FunctionSpec("check_release", timeout_minutes=1, writes_ledger=(AUTO,)),
     FunctionSpec("acquire_lock", timeout_minutes=1, takes_lock=True),
     FunctionSpec(
         "start_inventory",
@@ -119,7 +119,9 @@ FUNCTIONS = (
     ),
     FunctionSpec("abort_rollout", timeout_minutes=1),
     # Both put ECS hosts a failed rollout left draining (nothing applied yet) back to ACTIVE.
-    FunctionSpec("finish", timeout_minutes=1, publishes_events=True, ecs_actions=_ECS_REACTIVATE),
+    FunctionSpec(
+        "finish", timeout_minutes=1, publishes_events=True, ecs_actions=_ECS_REACTIVATE, writes_ledger=(ROLLOUT, GROUP)
+    ),
     # Settles an execution that ended outside its own error handling: stopped, timed out.
     FunctionSpec(
         "on_execution_end",
@@ -128,11 +130,12 @@ FUNCTIONS = (
         step=False,
         publishes_events=True,
         ecs_actions=_ECS_REACTIVATE,
+        writes_ledger=(ROLLOUT, GROUP),
     ),
 )
 
 # Rolls a finished rollout back when one of its group's alarms fires inside the rollback window.
-ON_ALARM = FunctionSpec("on_alarm", timeout_minutes=1, step=False, writes_ledger=False)
+ON_ALARM = FunctionSpec("on_alarm", timeout_minutes=1, step=False, writes_ledger=(), reads_ledger=False)
 
 
 class RolloutFunctions(Construct):
@@ -228,10 +231,12 @@ class RolloutFunctions(Construct):
 
     def _statements(self, spec: FunctionSpec) -> list[iam.PolicyStatement]:
         statements = []
+        if spec.reads_ledger:
+            statements.append(iam.PolicyStatement(actions=list(LEDGER_READS), resources=[self.ledger.table_arn]))
         if spec.writes_ledger:
-            statements.append(iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=[self.ledger.table_arn]))
+            statements.append(self.ledger_writes(spec.writes_ledger))
         if spec.step:
-            statements.append(self._forget_failed_attempts())
+            statements.append(self._replay_records(spec.name))
         if spec.takes_lock:
             statements += self._lock_statements()
         if spec.releases_lock:
@@ -253,13 +258,21 @@ class RolloutFunctions(Construct):
             statements += self._ecs_statements(spec.ecs_actions)
         return statements
 
-    def _forget_failed_attempts(self) -> iam.PolicyStatement:
-        """A step's attempt that raised deletes its idempotency record, so that the retry runs the step; it
-        may delete nothing else (records live under `IDEMPOTENCY#<step>` partition keys)."""
+    def ledger_writes(self, prefixes: tuple[str, ...]) -> iam.PolicyStatement:
+        """Writes of ledger items whose partition key starts with one of `prefixes`, and of no other."""
         return iam.PolicyStatement(
-            actions=["dynamodb:DeleteItem"],
+            actions=list(LEDGER_WRITES),
             resources=[self.ledger.table_arn],
-            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [IDEMPOTENCY_KEYS]}},
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{p}*" for p in prefixes]}},
+        )
+
+    def _replay_records(self, step: str) -> iam.PolicyStatement:
+        """A step's own idempotency records (one partition, `IDEMPOTENCY#<step>`): kept, read, and deleted when
+        its attempt raised, so that the retry runs the step. Another step's records are out of its reach."""
+        return iam.PolicyStatement(
+            actions=list(IDEMPOTENCY_ACTIONS),
+            resources=[self.ledger.table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [idempotency_pk(step)]}},
         )
 
     def publish_lifecycle_events(self) -> iam.PolicyStatement:

@@ -19,6 +19,7 @@ from constructs import Construct
 from stacks.functions import FunctionSpec, RolloutFunctions
 from stacks.nag import acknowledge
 from updraft.config import Detection, GroupPolicy, UpdraftConfig
+from updraft.ledger_schema import RELEASES
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_SOURCE = "updraft"  # what the detector's events carry as their source
@@ -75,7 +76,14 @@ class ReleaseWatch(Construct):
         self.root = s3_assets.Asset(self, "TrustedRoot", path=str(read_trusted_root(detection)))
         self.detector = functions.add(
             # One run at a time: the trust store is last-writer-wins.
-            FunctionSpec("detect_release", timeout_minutes=5, step=False, memory_mb=1024, reserved_concurrency=1),
+            FunctionSpec(
+                "detect_release",
+                timeout_minutes=5,
+                step=False,
+                memory_mb=1024,
+                reserved_concurrency=1,
+                writes_ledger=(RELEASES,),  # the release ledger, and no other part
+            ),
             environment={
                 "EVENT_BUS": self.bus_name,
                 "TRUST_BUCKET": self.trust.bucket_name,

@@ -88,7 +88,12 @@ class RolloutEngine(Construct):
             ON_ALARM,
             {"STATE_MACHINE_ARN": self.state_machine.state_machine_arn},
             [
-                iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{ledger.table_arn}/index/{BY_GROUP}"]),
+                # The index's partition key is the group: the watched groups' rollouts, no others.
+                iam.PolicyStatement(
+                    actions=["dynamodb:Query"],
+                    resources=[f"{ledger.table_arn}/index/{BY_GROUP}"],
+                    conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": self._watching(config)}},
+                ),
                 iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[locks.table_arn]),
                 iam.PolicyStatement(
                     actions=["states:StartExecution"], resources=[self.state_machine.state_machine_arn]
@@ -110,6 +115,10 @@ class RolloutEngine(Construct):
             ),
         )
         rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=Duration.hours(1)))
+
+    @staticmethod
+    def _watching(config: UpdraftConfig) -> list[str]:
+        return sorted(g.name for g in config.groups if g.alarms and g.rollback_window_hours)
 
     def _state_machine(self, locks: dynamodb.ITable) -> sfn.StateMachine:
         substitutions = {substitution_key(name): fn.function_arn for name, fn in self._steps().items()}

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from stacks.access import Access
 from stacks.ledger import Ledger
 from stacks.observability import Observability
 from stacks.release_watch import ReleaseWatch
@@ -41,6 +42,16 @@ class UpdraftStack(Stack):
         CfnOutput(self, "DashboardName", value=observability.dashboard.dashboard_name)
         for alarm in observability.alarms:
             CfnOutput(self, f"{alarm.node.id}AlarmName", value=alarm.alarm_name)
+        access = Access(
+            self,
+            "Access",
+            ledger=ledger.table,
+            locks=ledger.locks,
+            state_machine=engine.state_machine,
+            state_machine_name=engine.state_machine_name,
+        )
+        CfnOutput(self, "OperatorPolicyArn", value=access.operator.managed_policy_arn)
+        CfnOutput(self, "ViewerPolicyArn", value=access.viewer.managed_policy_arn)
         CfnOutput(self, "RolloutStateMachineArn", value=engine.state_machine.state_machine_arn)
         CfnOutput(self, "LedgerTableName", value=ledger.table.table_name)
         CfnOutput(self, "LockTableName", value=ledger.locks.table_name)

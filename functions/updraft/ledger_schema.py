@@ -10,11 +10,17 @@ The ledger table, partition key `pk`, sort key `sk`:
     ROLLOUT#<rollout>  / WAVE#<wave:04d>#<host>   a host the plan put into a wave, with its write count
                                                   (`revision`): a wave is one Query
     ROLLOUT#<rollout>  / SKIPPED#<host>           a host the plan left out, and why
+    REQUEST#<rollout>  / META                     an operator's pause, resume and abort of a running rollout
     GROUP#<group>      / VERSION#<version>        how the group's last rollout to that version ended
-    GROUP#<group>      / AUTO#<version>           the execution that took that release for an automatic rollout
+    AUTO#<group>       / <version>                the execution that took that release for an automatic rollout
     CONTROL            / GLOBAL | GROUP#<group>   kill switches
     RELEASES#<variant>/<arch> / <version>         every verified release seen, and its announcements
     IDEMPOTENCY#<step> / ...                      the steps' results, kept for replays; they expire
+
+Each partition key prefix has one kind of writer, and the stack grants writes by prefix (IAM's
+`dynamodb:LeadingKeys`): operators alone write CONTROL and REQUEST#, the release detector alone RELEASES#, the
+rollout's steps ROLLOUT#, GROUP# and AUTO#, each step only its own IDEMPOTENCY#<step>. So the detector, which
+parses data from the network, cannot turn a kill switch off, and no step can pause, resume or abort a rollout.
 
 The lock table holds one item per group (partition key `group`) while a rollout of the group runs.
 """
@@ -46,6 +52,7 @@ ROLLOUT = "ROLLOUT#"
 META = "META"
 WAVE = "WAVE#"
 SKIPPED = "SKIPPED#"
+REQUEST = "REQUEST#"
 GROUP = "GROUP#"
 VERSION = "VERSION#"
 AUTO = "AUTO#"
@@ -84,7 +91,12 @@ def group_outcome_key(group: str, version: str) -> dict[str, str]:
 
 
 def automatic_claim_key(group: str, version: str) -> dict[str, str]:
-    return {PK: f"{GROUP}{group}", SK: f"{AUTO}{version}"}
+    return {PK: f"{AUTO}{group}", SK: version}
+
+
+def request_key(rollout_id: str) -> dict[str, str]:
+    """Where an operator's requests on a running rollout are kept, beside (not in) its record."""
+    return {PK: f"{REQUEST}{rollout_id}", SK: META}
 
 
 def switch_sk(group: str | None) -> str:
@@ -129,6 +141,14 @@ def group_outcome_item(group: str, version: str, outcome: str, rollout_id: str, 
 
 def automatic_claim_item(group: str, version: str, execution_id: str, now: str) -> dict[str, Any]:
     return {**automatic_claim_key(group, version), "holder": execution_id, "claimed_at": now}
+
+
+def request_item(rollout_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {**request_key(rollout_id), **fields}
+
+
+# The fields of a request item, merged into the rollout's record when it is read.
+REQUEST_FIELDS = ("paused", "pause", "resumed", "abort_requested")
 
 
 def switch_item(group: str | None, reason: str, by: str, now: str) -> dict[str, Any]:

@@ -169,6 +169,8 @@ def identity_policies(logical_id: str, kind: str, props: dict[str, Any]) -> Iter
         for arn in props.get("ManagedPolicyArns", []):
             yield role, [{"effect": "Allow", "managed_policy": render(arn)}]
     elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        if kind == "AWS::IAM::ManagedPolicy":  # shipped for people to attach: checked whether attached or not
+            yield f"{strip_hash(logical_id)} managed policy", statements(props["PolicyDocument"])
         for attached in ("Roles", "Users", "Groups"):
             for principal in props.get(attached, []):
                 yield render(principal)[1:-1], statements(props["PolicyDocument"])
@@ -600,3 +602,144 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--update"]:
         sys.exit(f"usage: {UPDATE_COMMAND}")
     update_allowlist()
+
+
+# -- the ledger, written by prefix ----------------------------------------------------------------------------
+# Who may write which partition key prefixes of the ledger (updraft.ledger_schema); each step also its own
+# `IDEMPOTENCY#<step>`. A grant of a prefix not listed here, a write without a prefix condition, or a Scan fails.
+LEDGER_OWNERS = {
+    "RolloutEngineFunctionsCheckReleaseRole": {"AUTO#*"},
+    "RolloutEngineFunctionsAcquireLockRole": {"ROLLOUT#*"},
+    "RolloutEngineFunctionsStartInventoryRole": {"ROLLOUT#*"},
+    "RolloutEngineFunctionsPlanWavesRole": {"ROLLOUT#*"},
+    "RolloutEngineFunctionsApplyWaveRole": {"ROLLOUT#*"},
+    "RolloutEngineFunctionsCheckHostsRole": {"ROLLOUT#*"},
+    "RolloutEngineFunctionsBakeRole": {"ROLLOUT#*"},
+    "RolloutEngineFunctionsHaltRole": {"ROLLOUT#*"},
+    "RolloutEngineFunctionsAbortRolloutRole": {"ROLLOUT#*"},
+    "RolloutEngineFunctionsFinishRole": {"ROLLOUT#*", "GROUP#*"},
+    "RolloutEngineFunctionsOnExecutionEndRole": {"ROLLOUT#*", "GROUP#*"},
+    "RolloutEngineFunctionsOnReleaseWithdrawnRole": {"ROLLOUT#*"},
+    "RolloutEngineFunctionsDetectReleaseRole": {"RELEASES#*"},
+    "RolloutEngineFunctionsOnAlarmRole": set(),
+    # Kill switches and requests; the check that a rollout runs reads (ConditionCheckItem) its item.
+    "AccessOperator managed policy": {"CONTROL", "REQUEST#*"},
+    "AccessViewer managed policy": set(),
+}
+STEPS = {
+    "CheckRelease": "check_release",
+    "AcquireLock": "acquire_lock",
+    "StartInventory": "start_inventory",
+    "PlanWaves": "plan_waves",
+    "ApplyWave": "apply_wave",
+    "CheckHosts": "check_hosts",
+    "Bake": "bake",
+    "Halt": "halt",
+    "AbortRollout": "abort_rollout",
+    "Finish": "finish",
+}
+LEDGER = "{Ledger.Arn}"
+LEDGER_WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+# Not granted on the ledger at all: no key condition can scope them.
+LEDGER_UNSCOPABLE = {"dynamodb:Scan", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"}
+
+
+def wildcard_hits(action: str, names: set[str]) -> set[str]:
+    return {name for name in names if re.fullmatch(action.replace("*", ".*"), name)}
+
+
+def ledger_writes(grants: Grants) -> dict[str, set[str]]:
+    """The ledger key prefixes each owner may write; an unconditioned write or a Scan shows as `<any>`."""
+    owners: dict[str, set[str]] = {}
+    for owner, found in grants.items():
+        for statement in found:
+            on_ledger = any(r == LEDGER or r == "*" or r.startswith(LEDGER + "/") for r in statement["resources"])
+            if statement["effect"] != "Allow" or not on_ledger:
+                continue
+            actions = {
+                hit for a in statement["actions"] for hit in wildcard_hits(a, LEDGER_WRITE_ACTIONS | LEDGER_UNSCOPABLE)
+            }
+            if not actions:
+                continue
+            keys = [
+                values
+                for operator, conditions in statement["conditions"].items()
+                if operator in ("ForAllValues:StringLike", "ForAllValues:StringEquals")
+                for key, values in conditions.items()
+                if key == "dynamodb:LeadingKeys"
+            ]
+            prefixes = set(keys[0]) if len(keys) == 1 and not actions & LEDGER_UNSCOPABLE else {"<any>"}
+            owners.setdefault(owner, set()).update(prefixes)
+    return owners
+
+
+def owned(owner: str) -> set[str]:
+    """The prefixes `owner` owns, with a step's own replay records."""
+    step = re.search(r"Functions(\w+)Role$", owner)
+    replays = {f"IDEMPOTENCY#{STEPS[step[1]]}"} if step and step[1] in STEPS else set()
+    return LEDGER_OWNERS.get(owner, set()) | replays
+
+
+def ownership_problems(grants: Grants) -> list[str]:
+    problems = []
+    for owner, prefixes in sorted(ledger_writes(grants).items()):
+        foreign = prefixes - owned(owner)
+        if foreign:
+            problems.append(f"{owner} may write ledger keys it does not own: {sorted(foreign)}")
+    return problems
+
+
+def test_each_function_writes_only_the_ledger_prefixes_it_owns(synthesized):
+    assert ownership_problems(grants(synthesized)) == []
+
+
+def test_each_owner_has_its_prefixes(synthesized):
+    writes = ledger_writes(grants(synthesized))
+    name = synthesized[0]
+    for owner, prefixes in LEDGER_OWNERS.items():
+        if owner in grants(synthesized):
+            assert prefixes <= writes.get(owner, set()), f"[{name}] {owner} lost its ledger prefixes {prefixes}"
+
+
+def ledger_statement(template: dict[str, Any], role: str) -> dict[str, Any]:
+    (policy,) = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Policy" and k.startswith(f"RolloutEngineFunctions{role}RoleDefaultPolicy")
+    ]
+    return next(s for s in policy if "dynamodb:PutItem" in as_list(s["Action"]) and "IDEMPOTENCY" not in json.dumps(s))
+
+
+def grant_control_to_the_detector(template: dict[str, Any]) -> None:
+    statement = ledger_statement(template, "DetectRelease")
+    statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].append("CONTROL")
+
+
+def drop_the_prefix_condition(template: dict[str, Any]) -> None:
+    del ledger_statement(template, "ApplyWave")["Condition"]
+
+
+def scan_the_ledger(template: dict[str, Any]) -> None:
+    ledger_statement(template, "Bake")["Action"].append("dynamodb:Scan")
+
+
+def write_another_steps_replays(template: dict[str, Any]) -> None:
+    statement = ledger_statement(template, "Halt")
+    statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].append("IDEMPOTENCY#*")
+
+
+@pytest.mark.parametrize(
+    ("widen", "expected"),
+    [
+        (grant_control_to_the_detector, r"DetectReleaseRole may write ledger keys it does not own: \['CONTROL'\]"),
+        (drop_the_prefix_condition, r"ApplyWaveRole may write ledger keys it does not own: \['<any>'\]"),
+        (scan_the_ledger, r"BakeRole may write ledger keys it does not own: \['<any>'\]"),
+        (write_another_steps_replays, r"HaltRole may write ledger keys it does not own: \['IDEMPOTENCY#\*'\]"),
+    ],
+)
+def test_a_foreign_ledger_prefix_is_reported(everything, widen, expected):
+    template = copy.deepcopy(everything[1])
+    assert ownership_problems(grants_of(template)) == []
+    widen(template)
+    problems = ownership_problems(grants_of(template))
+    assert any(re.search(expected, problem) for problem in problems), problems

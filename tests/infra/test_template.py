@@ -62,6 +62,7 @@ def test_only_resource_types_the_simulation_can_deploy(resources):
         "AWS::StepFunctions::StateMachine",
         "AWS::IAM::Role",
         "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
         "AWS::Logs::LogGroup",
         "AWS::Events::Rule",
         "AWS::Lambda::Permission",

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from sim.clock import EPOCH
@@ -85,22 +84,8 @@ def test_a_release_rolls_out_to_matching_groups_in_policy_order(world, repositor
 
 def test_a_duplicate_announcement_starts_one_rollout(world):
     world.launch("staging", 2)
-    detail = {
-        "variant": "aws-ecs-2",
-        "arch": "x86_64",
-        "version": NEW,
-        "released_at": EPOCH.isoformat(),
-        "manifest_digest": "0" * 64,
-    }
-    entry = {
-        "EventBusName": world.outputs["ReleaseBusName"],
-        "Source": "updraft",
-        "DetailType": "Bottlerocket Release Available",
-        "Detail": json.dumps(detail),
-    }
-    events = boto3.client("events")
-    events.put_events(Entries=[entry])
-    events.put_events(Entries=[entry])
+    world.announce_release(NEW, EPOCH.isoformat())
+    world.announce_release(NEW, EPOCH.isoformat())
 
     ran = rollouts_by_group(world, world.wait_all())
 
@@ -110,20 +95,11 @@ def test_a_duplicate_announcement_starts_one_rollout(world):
 
 def test_a_withdrawn_release_halts_its_running_rollout_and_rolls_back_every_updated_host(world):
     ids = world.launch("staging", 9)
-    withdrawal = {"variant": "aws-ecs-2", "arch": "x86_64", "version": NEW, "manifest_digest": "0" * 64}
+    world.record_release(NEW, EPOCH.isoformat())
 
     def withdraw_after_the_canary(step_input: dict[str, Any], result: dict[str, Any]) -> None:
         if step_input["wave"] == 0 and result["progress"].get("verdict") == "continue":
-            boto3.client("events").put_events(
-                Entries=[
-                    {
-                        "EventBusName": world.outputs["ReleaseBusName"],
-                        "Source": "updraft",
-                        "DetailType": "Bottlerocket Release Withdrawn",
-                        "Detail": json.dumps(withdrawal),
-                    }
-                ]
-            )
+            world.withdraw_release(NEW)
 
     # The release is pulled the moment the canary passed its gate: the next wave's gate halts.
     world.after_step("check_hosts", withdraw_after_the_canary)
@@ -136,3 +112,78 @@ def test_a_withdrawn_release_halts_its_running_rollout_and_rolls_back_every_upda
     records = world.host_records(name)
     assert {r["state"] for r in records.values()} <= {"rolled-back", "skipped"}
     assert {world.versions()[i] for i in ids} == {"1.26.0"}
+
+
+# -- announcements the detector did not make -----------------------------------------------------------------
+def forged_available(version: str, released_at: datetime) -> dict[str, Any]:
+    return {
+        "variant": "aws-ecs-2",
+        "arch": "x86_64",
+        "version": version,
+        "released_at": released_at.isoformat(),
+        "manifest_digest": "f" * 64,
+    }
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The functions' log records that refused an announcement, with their fields."""
+    found = [r.__dict__ for r in caplog.records if r.getMessage().startswith("refused a release announcement")]
+    return [{key: record.get(key) for key in ("kind", "version", "reason")} for record in found]
+
+
+def forged_counts(output: str) -> int:
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return sum(
+        int(line["ForgedRelease"][0] if isinstance(line["ForgedRelease"], list) else line["ForgedRelease"])
+        for line in lines
+        if "ForgedRelease" in line
+    )
+
+
+def test_an_available_release_the_detector_never_recorded_starts_nothing_and_takes_no_claim(world, capsys, caplog):
+    ids = world.launch("staging", 2)
+    world.put_release_event("Bottlerocket Release Available", forged_available(NEW, EPOCH))
+
+    executions = world.wait_all()
+
+    assert rollouts_by_group(world, executions) == {}
+    assert {world.versions()[i] for i in ids} == {"1.26.0"}
+    claims = world.ledger.scan()["Items"]
+    assert not [item for item in claims if item["pk"].startswith("AUTO#")]
+    (refusal,) = {line["version"]: line for line in refusals(caplog)}.values()
+    assert "never verified" in refusal["reason"]
+    assert forged_counts(capsys.readouterr().out) >= 1
+    # The real announcement still takes the release, afterwards.
+    world.announce_release(NEW, EPOCH.isoformat())
+    assert rollouts_by_group(world, world.wait_all())["staging"][0]["status"] == "succeeded"
+
+
+def test_a_known_release_announced_as_older_than_it_is_does_not_skip_the_soak(world, caplog):
+    world.launch("slow", 1)  # soaks 24 hours from the release time
+    world.record_release(NEW, EPOCH.isoformat())
+    world.put_release_event("Bottlerocket Release Available", forged_available(NEW, EPOCH - timedelta(days=30)))
+
+    executions = world.wait_all()
+
+    assert rollouts_by_group(world, executions) == {}
+    reasons = [line["reason"] for line in refusals(caplog)]
+    assert reasons and all("by the detector's record" in reason for reason in reasons)
+
+
+def test_a_withdrawal_the_detector_did_not_make_halts_nothing(world, capsys, caplog):
+    ids = world.launch("staging", 3)
+    world.record_release(NEW, EPOCH.isoformat())
+    forged = {"variant": "aws-ecs-2", "arch": "x86_64", "version": NEW, "manifest_digest": "f" * 64}
+
+    def forge_after_the_canary(step_input: dict[str, Any], result: dict[str, Any]) -> None:
+        if step_input["wave"] == 0 and result["progress"].get("verdict") == "continue":
+            world.put_release_event("Bottlerocket Release Withdrawn", forged)
+
+    world.after_step("check_hosts", forge_after_the_canary)
+    execution = world.wait(world.start({"group": "staging", "target_version": NEW}))
+
+    assert execution.status == "SUCCEEDED"
+    assert {world.versions()[i] for i in ids} == {NEW}
+    (refusal,) = refusals(caplog)
+    assert refusal["kind"] == "withdrawn" and "has not withdrawn" in refusal["reason"]
+    assert forged_counts(capsys.readouterr().out) == 1

@@ -30,6 +30,7 @@ from updraft.ledger_schema import (
     GROUP_KEY,
     META,
     PK,
+    REQUEST_FIELDS,
     REVISION,
     SK,
     SKIPPED,
@@ -45,6 +46,7 @@ from updraft.ledger_schema import (
     release_item,
     release_key,
     releases_pk,
+    request_key,
     rollout_item,
     rollout_key,
     rollout_pk,
@@ -106,7 +108,8 @@ class MemoryLedger:
         item = self.table.get(rollout_key(rollout_id))
         if item is None:
             raise RolloutNotFound(rollout_id)
-        return item
+        requests = self.table.get(request_key(rollout_id)) or {}
+        return item | {name: requests[name] for name in REQUEST_FIELDS if name in requests}
 
     def update_rollout(self, rollout_id: str, **fields: Any) -> None:
         if self.table.get(rollout_key(rollout_id)) is None:
@@ -236,7 +239,9 @@ class MemoryControls:
         item = self.table.get(rollout_key(rollout_id))
         if item is None or item.get("status") in ENDED:
             raise RolloutNotFound(f"{rollout_id}: no such rollout is running")
-        self.table.update(rollout_key(rollout_id), fields)
+        if self.table.get(request_key(rollout_id)) is None:
+            self.table.put(request_key(rollout_id))
+        self.table.update(request_key(rollout_id), fields)
 
 
 class MemoryReleases:
@@ -264,6 +269,9 @@ class MemoryReleases:
 
     def withdrawn(self, variant: str, arch: str, version: str) -> bool:
         return "announced_withdrawn" in (self.table.get(release_key(variant, arch, version)) or {})
+
+    def release(self, variant: str, arch: str, version: str) -> dict[str, Any] | None:
+        return self.table.get(release_key(variant, arch, version))
 
     def releases(self, variant: str, arch: str) -> list[dict[str, Any]]:
         return self.table.query(releases_pk(variant, arch))

@@ -16,6 +16,7 @@ from updraft.domain.holds import CONTROL_RECHECK_SECONDS
 from updraft.domain.host_record import Doc, HostRecord, HostState
 from updraft.domain.lifecycle import Kind
 from updraft.errors import AlarmNotFound, InvalidRolloutRequest, RollbackRefused
+from updraft.flow import context
 from updraft.settings import Settings
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -87,9 +88,24 @@ def planned(memory: Memory, target: flow.Rollout, waves: list[list[str]], state=
 
 
 # -- the release policy ------------------------------------------------------------------------------------
-def release(env: Settings, group: str, released_at: datetime, now: datetime, execution: str = EXECUTION) -> dict:
+def verified(env: Settings, released_at: datetime, version: str = NEW) -> None:
+    """The detector's record of the release, as it writes it when the signed repository first offers it."""
+    fields = {
+        "manifest_digest": "a" * 64,
+        "first_seen_at": released_at.isoformat(),
+        "released_at": released_at.isoformat(),
+    }
+    context.ports(env).releases.record("aws-ecs-2", "x86_64", version, fields)
+
+
+def announced(env: Settings, group: str, released_at: datetime, now: datetime, execution: str = EXECUTION) -> dict:
     request = {"group": group, "target_version": NEW, "released_at": released_at.isoformat()}
     return flow.check_release(env, request, execution, now)
+
+
+def release(env: Settings, group: str, released_at: datetime, now: datetime, execution: str = EXECUTION) -> dict:
+    verified(env, released_at)
+    return announced(env, group, released_at, now, execution)
 
 
 def test_a_release_waits_out_its_minimum_age_then_starts(env: Settings) -> None:
@@ -118,10 +134,39 @@ def test_one_automatic_rollout_per_group_and_version(env: Settings) -> None:
 
 def test_a_withdrawn_release_and_a_manual_group_start_nothing(env: Settings, memory: Memory) -> None:
     assert release(env, "manual", T0, T0)["verdict"] == "skip"
-    memory.releases.record("aws-ecs-2", "x86_64", NEW, {})
     memory.releases.mark_sent("aws-ecs-2", "x86_64", NEW, "withdrawn", T0)
     withdrawn = release(env, "web", T0, T0 + timedelta(days=1))
     assert (withdrawn["verdict"], withdrawn["reason"]) == ("skip", f"{NEW} was withdrawn")
+
+
+def test_an_announcement_the_detector_never_recorded_is_forged_and_takes_no_claim(env: Settings, memory: Memory):
+    forged = announced(env, "web", T0 - timedelta(days=30), T0)
+    assert forged["verdict"] == flow.FORGED and "never verified" in forged["reason"]
+    verified(env, T0)
+    assert release(env, "web", T0, T0 + timedelta(days=1), "arn:real")["verdict"] == "start"  # the claim is free
+
+
+def test_an_announcement_with_another_release_time_than_the_detectors_is_forged(env: Settings) -> None:
+    verified(env, T0)
+    backdated = announced(env, "web", T0 - timedelta(days=30), T0 + timedelta(hours=1))
+    assert backdated["verdict"] == flow.FORGED and "by the detector's record" in backdated["reason"]
+
+
+def test_a_record_without_the_detectors_fields_is_not_the_detectors(env: Settings, memory: Memory) -> None:
+    memory.releases.record("aws-ecs-2", "x86_64", NEW, {"released_at": T0.isoformat()})
+    forged = announced(env, "web", T0, T0 + timedelta(days=1))
+    assert forged["verdict"] == flow.FORGED and "lacks manifest_digest, first_seen_at" in forged["reason"]
+
+
+def test_only_a_withdrawal_the_detector_claimed_flags_running_rollouts(env: Settings, memory: Memory) -> None:
+    flow.acquire(env, {"group": "web", "target_version": NEW}, EXECUTION, "r-1", T0)
+    assert "never verified" in flow.withdraw(env, "aws-ecs-2", "x86_64", NEW, T0)["forged"]
+    verified(env, T0)
+    assert "has not withdrawn" in flow.withdraw(env, "aws-ecs-2", "x86_64", NEW, T0)["forged"]
+    assert "withdrawn" not in memory.ledger.rollout("r-1")
+    assert memory.releases.claim("aws-ecs-2", "x86_64", NEW, "withdrawn", T0)
+    assert flow.withdraw(env, "aws-ecs-2", "x86_64", NEW, T0) == {"halting": ["r-1"]}
+    assert memory.ledger.rollout("r-1")["withdrawn"] is True
 
 
 @pytest.mark.parametrize(
@@ -366,9 +411,11 @@ def test_a_rollback_that_may_not_happen_is_refused_and_named(
 def test_a_withdrawn_release_flags_the_rollouts_running_it(env: Settings, memory: Memory) -> None:
     target = started(env)
     other = started(env, group="gated", rollout_id="r-2", target_version="1.27.0")
+    verified(env, T0)
+    memory.releases.claim("aws-ecs-2", "x86_64", NEW, "withdrawn", T0)
 
     flagged = flow.withdraw(env, "aws-ecs-2", "x86_64", NEW, T0)
 
-    assert flagged == [target.rollout_id]
+    assert flagged == {"halting": [target.rollout_id]}
     assert memory.ledger.rollout(target.rollout_id)["withdrawn"] is True
     assert "withdrawn" not in memory.ledger.rollout(other.rollout_id)

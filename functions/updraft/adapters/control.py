@@ -1,8 +1,9 @@
 """Operator control, kept in the ledger table: kill switches, and pause / abort requests on a rollout.
 
 Kill switches are items of their own (updraft.ledger_schema: one global, one per group); while one is engaged
-no wave of the groups it covers starts. Pause and abort are fields of the rollout's own item, read by
-the rollout before every wave (and, for abort, at every poll).
+no wave of the groups it covers starts. Pause and abort are kept in a request item beside the rollout's own,
+which the ledger merges into the rollout's record when it reads it: the rollout sees them before every wave
+(and, for abort, at every poll).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from boto3.dynamodb.conditions import Key
 from updraft.adapters.aws import table
 from updraft.domain import rollout_record
 from updraft.errors import RolloutNotFound
-from updraft.ledger_schema import CONTROL, GLOBAL, PK, SK, rollout_key, switch_item, switch_key, switch_sk
+from updraft.ledger_schema import CONTROL, GLOBAL, PK, SK, request_key, rollout_key, switch_item, switch_key, switch_sk
 
 ENDED = tuple(status.value for status in rollout_record.ENDED)
 # A rollout takes requests only while it runs.
@@ -53,16 +54,33 @@ class Controls:
         self._request(rollout_id, abort_requested={"reason": reason, "by": by, "at": now})
 
     def _request(self, rollout_id: str, **fields: Any) -> None:
-        names = {f"#f{i}": name for i, name in enumerate(fields)} | {"#status": "status"}
+        """Write the request beside the rollout's record, in one transaction with the check that it runs: the
+        steps, which write the record, may not write requests (IAM grants them by key prefix)."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
-        values |= {f":s{i}": status for i, status in enumerate(ENDED)}
-        try:
-            self.table.update_item(
-                Key=rollout_key(rollout_id),
-                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ConditionExpression=RUNNING,
+        running = {f":s{i}": status for i, status in enumerate(ENDED)}
+        try:  # the resource's client serializes the values, as the table's own calls do
+            self.table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table.name,
+                            "Key": rollout_key(rollout_id),
+                            "ConditionExpression": RUNNING,
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": running,
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            "Key": request_key(rollout_id),
+                            "UpdateExpression": "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                ]
             )
-        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+        except self.table.meta.client.exceptions.TransactionCanceledException:
             raise RolloutNotFound(f"{rollout_id}: no such rollout is running") from None

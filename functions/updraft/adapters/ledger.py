@@ -20,6 +20,7 @@ from updraft.ledger_schema import (
     CLOSED,
     GROUP_KEY,
     PK,
+    REQUEST_FIELDS,
     REVISION,
     SK,
     SKIPPED,
@@ -29,6 +30,7 @@ from updraft.ledger_schema import (
     group_outcome_key,
     host_item,
     host_key,
+    request_key,
     rollout_item,
     rollout_key,
     rollout_pk,
@@ -50,10 +52,12 @@ class Ledger:
             self.table.put_item(Item=rollout_item(rollout), ConditionExpression=f"attribute_not_exists({PK})")
 
     def rollout(self, rollout_id: str) -> dict[str, Any]:
+        """The rollout's item, with the operator's requests on it (kept in an item only operators write)."""
         item = self.table.get_item(Key=rollout_key(rollout_id), ConsistentRead=True).get("Item")
         if item is None:
             raise RolloutNotFound(rollout_id)
-        return item
+        requests = self.table.get_item(Key=request_key(rollout_id), ConsistentRead=True).get("Item", {})
+        return item | {name: requests[name] for name in REQUEST_FIELDS if name in requests}
 
     def update_rollout(self, rollout_id: str, **fields: Any) -> None:
         self._update(rollout_id, fields, f"attribute_exists({PK})")

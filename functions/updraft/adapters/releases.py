@@ -55,8 +55,12 @@ class ReleaseLedger:
         )
 
     def withdrawn(self, variant: str, arch: str, version: str) -> bool:
-        item = self.table.get_item(Key=release_key(variant, arch, version)).get("Item", {})
-        return "announced_withdrawn" in item
+        return "announced_withdrawn" in (self.release(variant, arch, version) or {})
+
+    def release(self, variant: str, arch: str, version: str) -> dict[str, Any] | None:
+        """The detector's record of the release, if it verified one (read consistently: an announcement may
+        arrive right after the record was written)."""
+        return self.table.get_item(Key=release_key(variant, arch, version), ConsistentRead=True).get("Item")
 
     def releases(self, variant: str, arch: str) -> list[dict[str, Any]]:
         items, start = [], None

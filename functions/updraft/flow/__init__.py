@@ -16,7 +16,7 @@ and records each batch right after sending it.
 """
 
 from updraft.domain.rollout_record import Rollout
-from updraft.flow.admit import acquire, check_release
+from updraft.flow.admit import FORGED, acquire, check_release
 from updraft.flow.bake import bake
 from updraft.flow.check import check_hosts
 from updraft.flow.finish import finish, settle
@@ -26,6 +26,7 @@ from updraft.flow.triggers import rollback_on_alarm, withdraw
 from updraft.flow.wave import apply_wave
 
 __all__ = [
+    "FORGED",
     "Rollout",
     "abort",
     "acquire",

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from updraft.config import GroupPolicy, RolloutRequest
-from updraft.domain import rollback
+from updraft.domain import provenance, rollback
 from updraft.domain.eligibility import Verdict, admit, wait_seconds
 from updraft.domain.host_record import HostRecord
 from updraft.domain.rollout_record import Rollout, RolloutRecord, RolloutStatus
@@ -18,16 +18,25 @@ from updraft.flow import context
 from updraft.ports import RolloutLedger
 from updraft.settings import Settings
 
+# The verdict on an announcement no release record of the detector vouches for: nothing starts.
+FORGED = "forged"
+
 
 def check_release(env: Settings, request: Any, execution_id: str, now: datetime) -> dict[str, Any]:
-    """May this announced release start the group's rollout now, later, or never?"""
+    """May this announced release start the group's rollout now, later, or never? Only a release the detector
+    recorded may: an announcement it did not make is `forged`, and takes no claim."""
     valid, policy = _validated(env, request)
     ports = context.ports(env)
     ledger = ports.ledger
     version = valid.target_version
+    record = ports.releases.release(policy.variant, policy.arch, version)
+    forged = provenance.unverified_release(record, version, valid.released_at)
+    if forged:
+        return {"request": request, "verdict": FORGED, "reason": forged}
     leader = ledger.group_outcome(policy.follows, version) if policy.follows else None
     withdrawn = ports.releases.withdrawn(policy.variant, policy.arch, version)
-    decision = admit(policy, version, valid.released_at or now, now, leader, withdrawn)
+    released_at = provenance.verified_release_time(record)
+    decision = admit(policy, version, released_at, now, leader, withdrawn)
     result: dict[str, Any] = {"request": request, "verdict": str(decision.verdict), "reason": decision.reason}
     if decision.verdict is Verdict.WAIT:
         result["wait_seconds"] = wait_seconds(decision, now)

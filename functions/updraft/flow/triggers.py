@@ -4,24 +4,29 @@ rollout finished (rollback_on_alarm)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from updraft.adapters import executions
-from updraft.domain import rollback
+from updraft.domain import provenance, rollback
 from updraft.domain.rollout_record import RolloutRecord
 from updraft.flow import context
 from updraft.settings import Settings
 
 
-def withdraw(env: Settings, variant: str, arch: str, version: str, now: datetime) -> list[str]:
-    """A release was pulled: flag the running rollouts to it; each halts at its next gate."""
-    groups = {g.name for g in env.config.groups if (g.variant, g.arch) == (variant, arch)}
+def withdraw(env: Settings, variant: str, arch: str, version: str, now: datetime) -> dict[str, Any]:
+    """A release was pulled: flag the running rollouts to it (`halting`); each halts at its next gate. A
+    withdrawal the detector did not make (its release record says nothing of it) flags nothing (`forged`)."""
     ports, flagged = context.ports(env), []
+    forged = provenance.unverified_withdrawal(ports.releases.release(variant, arch, version), version)
+    if forged:
+        return {"halting": [], "forged": forged}
+    groups = {g.name for g in env.config.groups if (g.variant, g.arch) == (variant, arch)}
     ledger = ports.ledger
     for lock in ports.locks.held():
         if lock["group"] in groups and lock.get("target_version") == version:
             context.write(ledger, lock["rollout_id"], withdrawn=True, withdrawn_at=now.isoformat())
             flagged.append(lock["rollout_id"])
-    return flagged
+    return {"halting": flagged}
 
 
 def rollback_on_alarm(env: Settings, alarm_name: str, now: datetime) -> list[str]:

@@ -65,6 +65,17 @@ def emit(name: str, unit: MetricUnit, value: float, group: str) -> None:
     metrics.add_metric(name=name, unit=unit, value=value)
 
 
+def forged_announcement(kind: str, version: str, reason: str, *origin: str) -> None:
+    """An announcement on the release bus that no record of the detector vouches for: refused, logged and
+    counted (`ForgedRelease`, alarmed on), whatever its kind."""
+    logger.warning(
+        "refused a release announcement the detector did not make",
+        extra={"kind": kind, "version": version, "reason": reason, "origin": list(origin)},
+    )
+    if not is_metrics_disabled():
+        metrics.add_metric(name="ForgedRelease", unit=MetricUnit.Count, value=1)
+
+
 # Step Functions retries a task within a minute or two; a record outlives that, then the table's TTL drops it.
 REPLAY = IdempotencyConfig(expires_after_seconds=3600)
 
