@@ -220,6 +220,11 @@ class World:
     def set_alarm(self, name: str, state: str, reason: str = "simulated") -> None:
         self.cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
 
+    def redeliver_alarm_change(self, name: str, state: str) -> None:
+        """An "Alarm State Change" event for the alarm, as CloudWatch puts it, whatever the alarm's state now
+        (EventBridge delivers late, and again)."""
+        aws.cloudwatch.publish_alarm_change(ACCOUNT, REGION, name, "OK", state, "redelivered", self.clock)
+
     def tick(self) -> int:
         """Fire every scheduled EventBridge rule once, now (moto never fires them by itself)."""
         return aws.events.fire_schedules(ACCOUNT, REGION, self.clock)
@@ -440,15 +445,15 @@ class World:
     def lambda_errors_raised(self) -> list[tuple[str, str]]:
         return list(faults.LAMBDA_ERRORS.raised)
 
-    def redeliver_status_change(self, arn: str) -> None:
+    def redeliver_status_change(self, arn: str, status: str | None = None) -> None:
         """Deliver the execution's "Step Functions Execution Status Change" event again (EventBridge
-        delivers at least once, and not always in order)."""
+        delivers at least once, and not always in order); with `status`, one that says what is not so."""
         described = self.sfn.describe_execution(executionArn=arn)
         detail = {
             "executionArn": arn,
             "stateMachineArn": described["stateMachineArn"],
             "name": described["name"],
-            "status": described["status"],
+            "status": status or described["status"],
             "input": described.get("input"),
             "error": described.get("error"),
             "cause": described.get("cause"),

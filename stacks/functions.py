@@ -61,6 +61,7 @@ class FunctionSpec:
     reads_ledger: bool = True
     publishes_events: bool = False  # lifecycle events, on the default bus, with source `updraft` only
     reads_alarms: bool = False  # the groups' CloudWatch alarm gates
+    describes_executions: bool = False  # this project's rollout executions
 
     @property
     def construct_id(self) -> str:
@@ -131,11 +132,14 @@ FUNCTIONS = (
         publishes_events=True,
         ecs_actions=_ECS_REACTIVATE,
         writes_ledger=(ROLLOUT, GROUP),
+        describes_executions=True,  # the event's word is checked before anything is settled
     ),
 )
 
 # Rolls a finished rollout back when one of its group's alarms fires inside the rollback window.
-ON_ALARM = FunctionSpec("on_alarm", timeout_minutes=1, step=False, writes_ledger=(), reads_ledger=False)
+ON_ALARM = FunctionSpec(
+    "on_alarm", timeout_minutes=1, step=False, writes_ledger=(), reads_ledger=False, reads_alarms=True
+)
 
 
 class RolloutFunctions(Construct):
@@ -239,6 +243,8 @@ class RolloutFunctions(Construct):
             statements.append(self._replay_records(spec.name))
         if spec.takes_lock:
             statements += self._lock_statements()
+        if spec.describes_executions:
+            statements.append(self._describe_executions())
         if spec.releases_lock:
             statements.append(iam.PolicyStatement(actions=["dynamodb:DeleteItem"], resources=[self.locks.table_arn]))
         if spec.runs_documents:
@@ -319,8 +325,11 @@ class RolloutFunctions(Construct):
         return [
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[self.locks.table_arn]),
             # A lock whose holder execution has ended may be taken over.
-            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[self._executions_arn()]),
+            self._describe_executions(),
         ]
+
+    def _describe_executions(self) -> iam.PolicyStatement:
+        return iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[self._executions_arn()])
 
     def _on_group_hosts(self, action: str) -> iam.PolicyStatement:
         """`action` on EC2 instances, but only those tagged into one of the configured groups.
@@ -372,7 +381,7 @@ class RolloutFunctions(Construct):
                 "Instance ids are only known at run time; the "
                 f"aws:ResourceTag/{self.config.tag_key} condition limits it to the configured groups' hosts.",
             )
-        if spec.takes_lock:
+        if spec.takes_lock or spec.describes_executions:
             executions = nag_arn(self, "states", f"execution:{self.state_machine_name}:*")
             acknowledge(
                 role,

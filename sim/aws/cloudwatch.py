@@ -78,6 +78,14 @@ def restore(states: dict[str, str], account: str, region: str) -> None:
             alarm.state_value = states[name]
 
 
+def publish_alarm_change(
+    account: str, region: str, name: str, before: str | None, after: str, reason: str, clock: VirtualClock
+) -> None:
+    """The state change event of an existing alarm, put on the default bus now (the alarm itself unchanged)."""
+    backend = cloudwatch_models.cloudwatch_backends[account][region]
+    _publish_alarm_change(backend, name, before, after, reason, clock)
+
+
 def _publish_alarm_change(
     backend: Any, name: str, before: str | None, after: str, reason: str, clock: VirtualClock
 ) -> None:

@@ -84,3 +84,22 @@ def test_send_command_naming_a_terminated_instance_fails_as_a_whole(world):
     assert not world.fleet.commands  # nothing was sent, not even to the running instance
     pings = {i["InstanceId"]: i["PingStatus"] for i in ssm.describe_instance_information()["InstanceInformationList"]}
     assert pings == {ids[0]: "ConnectionLost", ids[1]: "Online"}
+
+
+def test_an_end_event_for_a_running_execution_settles_nothing(world):
+    ids = world.launch(GROUP["name"], 2)
+    said: list[str] = []
+
+    def claim_it_failed(step_input: dict[str, Any], result: dict[str, Any]) -> None:
+        if not said:
+            said.append(world.executions()[0]["executionArn"])
+            world.redeliver_status_change(said[0], status="FAILED")  # EventBridge's word, not Step Functions'
+
+    world.after_step("check_hosts", claim_it_failed)
+    execution = world.rollout(GROUP["name"], NEW)
+
+    assert execution.status == "SUCCEEDED"
+    records = world.host_records(execution.name)
+    assert {r["state"] for r in records.values()} == {"updated"}
+    assert not [r for r in records.values() if "closed_at" in r]
+    assert {world.versions()[i] for i in ids} == {NEW}

@@ -303,3 +303,17 @@ def test_an_alarm_inside_the_window_rolls_the_finished_rollout_back(world, templ
     assert {world.versions()[i] for i in ids} == {OLD}
     assert any("OnAlarm" in function for function in world.calls_by_function)  # the rule's function did it
     assert_calls_granted(world, template)
+
+
+def test_an_alarm_event_cloudwatch_does_not_confirm_rolls_nothing_back(world):
+    ids = world.launch("gated", 2)
+    world.alarm(ALARM)
+    done = world.rollout("gated", NEW)
+    world.clock.advance(2 * 3600)
+
+    world.redeliver_alarm_change(ALARM, "ALARM")  # the alarm itself is OK: a late or replayed event
+    executions = world.wait_all()
+
+    assert [e.name for e in executions if e.name.startswith("rollback-")] == []
+    assert world.rollout_record(done.name)["status"] == "succeeded"
+    assert {world.versions()[i] for i in ids} == {NEW}

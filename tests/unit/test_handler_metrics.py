@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from updraft.handlers import check_hosts, finish
+from updraft.handlers import check_hosts, check_release, finish
 
 ROLLOUT = {"rollout_id": "r-1", "group": "web", "target_version": "1.27.0"}
 EVENT = {"rollout": ROLLOUT, "now": "2030-01-01T00:00:00+00:00", "wave": 1, "scope": "wave"}
@@ -106,3 +106,20 @@ def test_finish_counts_the_rollout_by_its_outcome(monkeypatch, capsys, outcome, 
     result = {"rollout": ROLLOUT, "outcome": outcome, "summary": {"updated": 3}}
     metrics = run(monkeypatch, finish, "finish", result, capsys)
     assert metrics == {metric: (1.0, "Count", {"group": "web", "service": "updraft"})}
+
+
+def test_an_announcement_the_detector_did_not_make_is_counted(monkeypatch, capsys):
+    monkeypatch.setattr(check_release, "settings", lambda: None)
+    forged = {"request": {"group": "web", "target_version": "1.27.0"}, "verdict": "forged", "reason": "never verified"}
+    monkeypatch.setattr(check_release.flow, "check_release", lambda *args: forged)
+    event = {"request": forged["request"], "execution_id": "arn:x", "now": EVENT["now"]}
+    assert check_release.handler(event, CONTEXT)["verdict"] == "forged"
+    assert published(capsys.readouterr().out) == {"ForgedRelease": (1.0, "Count", {"service": "updraft"})}
+
+
+def test_an_announcement_the_policy_judges_is_not_counted_as_forged(monkeypatch, capsys):
+    monkeypatch.setattr(check_release, "settings", lambda: None)
+    waiting = {"request": {}, "verdict": "wait", "reason": "soaks", "wait_seconds": 60}
+    monkeypatch.setattr(check_release.flow, "check_release", lambda *args: waiting)
+    check_release.handler({"request": {}, "execution_id": "arn:x", "now": EVENT["now"]}, CONTEXT)
+    assert "ForgedRelease" not in published(capsys.readouterr().out)

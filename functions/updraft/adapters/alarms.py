@@ -45,6 +45,12 @@ def check_exist(gate: AlarmGate) -> None:
         raise AlarmNotFound(f"the group's alarm gate watches alarms that do not exist: {', '.join(missing)}")
 
 
+def state(alarm_name: str) -> str | None:
+    """The alarm's state now (OK, ALARM, INSUFFICIENT_DATA), or None if this account has no such alarm."""
+    found = [alarm for alarm in _alarms(AlarmNames=[alarm_name]) if alarm["AlarmName"] == alarm_name]
+    return found[0]["StateValue"] if found else None
+
+
 class CloudWatchAlarms:
     """CloudWatch, as the rollout's `AlarmGates` port."""
 

@@ -1,4 +1,5 @@
-"""Starting rollout executions from inside Updraft (an alarm that rolls a finished rollout back)."""
+"""Rollout executions: started from inside Updraft (an alarm that rolls a finished rollout back), and read back
+before an event about one is acted on."""
 
 from __future__ import annotations
 
@@ -17,3 +18,8 @@ def start(state_machine_arn: str, name: str, request: dict[str, Any]) -> bool:
     except sfn.exceptions.ExecutionAlreadyExists:
         return False
     return True
+
+
+def status(execution_arn: str) -> str:
+    """What Step Functions says of the execution now (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, ...)."""
+    return client("stepfunctions").describe_execution(executionArn=execution_arn)["status"]
