@@ -27,7 +27,10 @@ from updraft.config import GROUP_NAME, RolloutRequest
 from updraft.errors import RolloutNotFound
 
 app = typer.Typer(
-    help="Staged, verified, self-rolling-back Bottlerocket updates for EC2 fleets.",
+    help="Staged, verified, self-rolling-back Bottlerocket updates for EC2 fleets.\n\n"
+    "Permissions: plan, status, history and kill-switch status need the stack's viewer policy "
+    "(<stack>-viewer); start, rollback, pause, resume, abort and kill-switch on/off its operator policy "
+    "(<stack>-operator).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
