@@ -91,3 +91,11 @@ def statelint() -> Path:
     if not tool.exists():
         pytest.fail(f"{tool} is missing: run `make setup` (npm ci installs it from package-lock.json)")
     return tool
+
+
+@pytest.fixture(scope="session")
+def checkov() -> Path:
+    tool = ROOT / ".venv-scan" / "bin" / "checkov"
+    if not tool.exists():
+        pytest.fail(f"{tool} is missing: run `make setup` (it installs checkov from requirements-scan.lock)")
+    return tool
