@@ -1,18 +1,25 @@
 # Everything installs from the project's own pinned files: a fresh machine needs python3, npm and make.
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# checkov, in a venv of its own: its pins (boto3, pydantic, ...) are not the main venv's.
+SCAN   := .venv-scan
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export MOTO_EC2_LOAD_DEFAULT_AMIS := false
 
 .PHONY: setup demo test campaign bench compare lint synth clean
 
-setup: $(VENV)/.installed node_modules/.installed .jq
+setup: $(VENV)/.installed $(SCAN)/.installed node_modules/.installed .jq
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(SCAN)/.installed: requirements-scan.lock
+	python3 -m venv $(SCAN)
+	$(SCAN)/bin/python -m pip install -q --require-hashes -r requirements-scan.lock
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -48,4 +55,4 @@ synth: setup
 	npx cdk synth --quiet
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .jq
+	rm -rf $(VENV) $(SCAN) node_modules cdk.out .jq

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Aspects, CfnOutput, Stack
 from constructs import Construct
 
 from stacks.access import Access
@@ -12,12 +12,14 @@ from stacks.ledger import Ledger
 from stacks.observability import Observability
 from stacks.release_watch import ReleaseWatch
 from stacks.rollout_engine import RolloutEngine
+from stacks.scan import CheckovSuppressions
 from updraft.config import UpdraftConfig
 
 
 class UpdraftStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: UpdraftConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        Aspects.of(self).add(CheckovSuppressions())
         ledger = Ledger(self, "Ledger")
         engine = RolloutEngine(self, "RolloutEngine", config=config, ledger=ledger.table, locks=ledger.locks)
         if config.detection:

@@ -83,3 +83,19 @@ def asl_validator() -> Path:
     if not tool.exists():
         pytest.fail(f"{tool} is missing: run `make setup` (npm ci installs it from package-lock.json)")
     return tool
+
+
+@pytest.fixture(scope="session")
+def statelint() -> Path:
+    tool = ROOT / "node_modules" / ".bin" / "statelint"
+    if not tool.exists():
+        pytest.fail(f"{tool} is missing: run `make setup` (npm ci installs it from package-lock.json)")
+    return tool
+
+
+@pytest.fixture(scope="session")
+def checkov() -> Path:
+    tool = ROOT / ".venv-scan" / "bin" / "checkov"
+    if not tool.exists():
+        pytest.fail(f"{tool} is missing: run `make setup` (it installs checkov from requirements-scan.lock)")
+    return tool
