@@ -78,7 +78,7 @@ class Observability(Construct):
         # Fixed names: the key and topic policies name the rule and the alarms, which name the topic.
         self.rule_name = f"{stack.stack_name}-notify"
         self.error_chunks = _chunks(sorted(functions), METRICS_PER_ALARM)
-        alarm_names = [self._alarm_name("rollouts-failed")] + [
+        alarm_names = [self._alarm_name("rollouts-failed"), self._alarm_name("document-changed")] + [
             self._alarm_name(_errors_alarm(index)) for index in range(len(self.error_chunks))
         ]
         rule_arn = stack.format_arn(service="events", resource="rule", resource_name=self.rule_name)
@@ -165,6 +165,24 @@ class Observability(Construct):
                 "A rollout execution failed, halted or timed out: see the ledger and the execution history.",
             )
         ]
+        # Counted by the steps that refuse a document whose default version is no longer the deployed one.
+        changed = cw.Metric(
+            namespace=NAMESPACE,
+            metric_name="DocumentChanged",
+            dimensions_map={"service": SERVICE},
+            statistic="Sum",
+            period=ALARM_PERIOD,
+        )
+        alarms.append(
+            self._alarm(
+                "DocumentChanged",
+                "document-changed",
+                changed,
+                "An Updraft SSM document's default version is not the content the stack deployed: the rollout "
+                "sent nothing with it and failed. Find who changed it (CloudTrail: UpdateDocument, "
+                "UpdateDocumentDefaultVersion), then set the default back to the deployed version.",
+            )
+        )
         for index, chunk in enumerate(self.error_chunks):
             errors = cw.MathExpression(
                 expression=" + ".join(f"FILL(e{i}, 0)" for i in range(len(chunk))),

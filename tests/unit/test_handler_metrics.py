@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from updraft.handlers import check_hosts, finish
+from updraft.errors import DocumentChanged
+from updraft.handlers import apply_wave, check_hosts, finish, halt, start_inventory
 
 ROLLOUT = {"rollout_id": "r-1", "group": "web", "target_version": "1.27.0"}
 EVENT = {"rollout": ROLLOUT, "now": "2030-01-01T00:00:00+00:00", "wave": 1, "scope": "wave"}
@@ -106,3 +107,19 @@ def test_finish_counts_the_rollout_by_its_outcome(monkeypatch, capsys, outcome, 
     result = {"rollout": ROLLOUT, "outcome": outcome, "summary": {"updated": 3}}
     metrics = run(monkeypatch, finish, "finish", result, capsys)
     assert metrics == {metric: (1.0, "Count", {"group": "web", "service": "updraft"})}
+
+
+@pytest.mark.parametrize(
+    ("module", "step"),
+    [(start_inventory, "start_inventory"), (apply_wave, "apply_wave"), (check_hosts, "check_hosts"), (halt, "halt")],
+)
+def test_a_refused_document_is_counted_and_fails_the_step(monkeypatch, capsys, module, step):
+    def refuse(*args):
+        raise DocumentChanged("SSM document Updraft-apply version 2 (its default) has SHA-256 b..., deployed a...")
+
+    monkeypatch.setattr(module, "settings", lambda: None)
+    monkeypatch.setattr(module.flow, step, refuse)
+    with pytest.raises(DocumentChanged):
+        module.handler(dict(EVENT), CONTEXT)
+    # The documents are the stack's, not a group's: one series for the alarm to watch.
+    assert published(capsys.readouterr().out) == {"DocumentChanged": (1.0, "Count", {"service": "updraft"})}
