@@ -1,10 +1,10 @@
 """The simulated fleet: hosts, and the SSM Run Command service they answer to.
 
 Commands are carried out by running the real document scripts against the simulated hosts
-(control_container.py). The answers follow SSM's shapes and rules: parameters are checked
-against the document's allowedPattern, an offline agent leaves the invocation Pending until it
-reconnects or delivery times out, and the plugin output joins stdout and stderr the way the agent
-does.
+(control_container.py), those of the document version the command names (its default when it names none).
+The answers follow SSM's shapes and rules: parameters are checked against the document's allowedPattern,
+an offline agent leaves the invocation Pending until it reconnects or delivery times out, and the plugin
+output joins stdout and stderr the way the agent does.
 """
 
 from __future__ import annotations
@@ -46,6 +46,18 @@ class SimInvocation:
     ended: float = 0.0
 
 
+@dataclass(frozen=True)
+class StoredDocument:
+    """One version of a document, as SSM's document store gives it to the fleet."""
+
+    version: str  # its number
+    content: dict
+
+
+# SendCommand's DocumentVersion: `$DEFAULT` (or none), `$LATEST`, or a version number.
+DocumentSource = Callable[[str, str | None], StoredDocument]
+
+
 @dataclass
 class SimCommand:
     command_id: str
@@ -55,6 +67,7 @@ class SimCommand:
     sent_at: float
     timeout: int
     invocations: dict[str, SimInvocation] = field(default_factory=dict)
+    document_version: str = ""  # the number of the version that ran
 
 
 class Fleet:
@@ -67,7 +80,7 @@ class Fleet:
         self.commands: dict[str, SimCommand] = {}
         self.calls: Counter[str] = Counter()  # AWS API calls the pipeline made, by name
         self.throttle_sends = 0  # the next N SendCommand calls are throttled
-        self.document_source: Callable[[str], dict] | None = None
+        self.document_source: DocumentSource | None = None
         self._cursor: dict[str, float] = {}
         self._limits: dict[str, float] = {}  # when a running `timeout` stops its command, per host
         self._lock = threading.RLock()
@@ -150,6 +163,7 @@ class Fleet:
         parameters: dict[str, list[str]],
         instance_ids: list[str],
         timeout: int,
+        document_version: str | None = None,
     ) -> None:
         with self._lock:
             self.calls["ssm:SendCommand"] += 1
@@ -159,17 +173,23 @@ class Fleet:
             unknown = [i for i in instance_ids if i not in self.hosts]
             if unknown:
                 raise SimulatedApiError("InvalidInstanceId", f"Instances {unknown} not in a valid state for account")
-            commands, values = self._document(document_name, parameters)
+            stored = self._stored(document_name, document_version)
+            commands, values = self._document(document_name, stored.content, parameters)
             command = SimCommand(command_id, document_name, commands, values, self._now(), timeout)
+            command.document_version = stored.version
             command.invocations = {i: SimInvocation(i) for i in instance_ids}
             self.commands[command_id] = command
             now = self._now()
             self._deliver(command, [i for i in instance_ids if self.hosts[i].online(now)], now)
 
-    def _document(self, name: str, parameters: dict[str, list[str]]) -> tuple[list[str], dict[str, str]]:
+    def _stored(self, name: str, version: str | None) -> StoredDocument:
         if self.document_source is None:
             raise SimulatedApiError("InvalidDocument", "no documents are registered")
-        document = self.document_source(name)
+        return self.document_source(name, version)
+
+    def _document(
+        self, name: str, document: dict, parameters: dict[str, list[str]]
+    ) -> tuple[list[str], dict[str, str]]:
         declared = document.get("parameters") or {}
         values: dict[str, str] = {}
         for key, spec in declared.items():

@@ -12,6 +12,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from updraft.config import GroupPolicy, UpdraftConfig
+from updraft.document_digest import document_digest
 
 DOCUMENTS_DIR = Path(__file__).resolve().parent.parent / "ssm_documents"
 DOCUMENT_KINDS = ("inventory", "apply", "verify", "rollback")
@@ -52,7 +53,9 @@ def health_document(groups: list[GroupPolicy]) -> dict:
 class CommandDocuments(Construct):
     """One `Command` document per kind, named `<stack name>-<kind>` so IAM policies can name them exactly.
 
-    The health document is deployed only when some group has a health command."""
+    The health document is deployed only when some group has a health command. `digests` holds the SHA-256
+    of each one's content (updraft.document_digest): the functions send a document only while its default
+    version still has it."""
 
     def __init__(self, scope: Construct, construct_id: str, config: UpdraftConfig | None = None) -> None:
         super().__init__(scope, construct_id)
@@ -62,6 +65,7 @@ class CommandDocuments(Construct):
             contents["health"] = health_document(config.groups)
         self.names = {kind: f"{stack.stack_name}-{kind}" for kind in contents}
         self.documents = {kind: self._document(kind, content) for kind, content in contents.items()}
+        self.digests = {kind: document_digest(content) for kind, content in contents.items()}
 
     def _document(self, kind: str, content: dict) -> ssm.CfnDocument:
         return ssm.CfnDocument(

@@ -174,8 +174,10 @@ class RolloutFunctions(Construct):
     def environment(self) -> dict[str, str]:
         # Refs rather than the known names: each function then depends on the documents it runs.
         names = {kind: document.ref for kind, document in self.documents.documents.items()}
-        health = {"DOCUMENT_HEALTH": names["health"]} if "health" in names else {}
-        return health | {
+        documents = {"DOCUMENT_HEALTH": names["health"]} if "health" in names else {}
+        # Each document's content digest, fixed at synth, next to its name: a document changed since is refused.
+        documents |= {f"DOCUMENT_{kind.upper()}_SHA256": digest for kind, digest in self.documents.digests.items()}
+        return documents | {
             "UPDRAFT_CONFIG": self.config.to_env(),
             "LEDGER_TABLE": self.ledger.table_name,
             "LOCK_TABLE": self.locks.table_name,
@@ -250,7 +252,8 @@ class RolloutFunctions(Construct):
         if spec.runs_documents:
             documents = self.documents.arns(spec.runs_documents)
             statements += [
-                iam.PolicyStatement(actions=["ssm:SendCommand"], resources=documents),
+                # GetDocument: each document is checked against its deployed digest before it is sent.
+                iam.PolicyStatement(actions=["ssm:GetDocument", "ssm:SendCommand"], resources=documents),
                 self._on_group_hosts("ssm:SendCommand"),
             ]
         if spec.reboots_hosts:

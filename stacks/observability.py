@@ -35,6 +35,15 @@ NOTIFIED = (
 HOST_METRICS = ("HostsUpdated", "HostsFailed", "HostsRolledBack", "HostsRollbackFailed")
 OUTCOME_METRICS = ("RolloutsSucceeded", "RolloutsHalted", "RolloutsFailed", "RolloutsAborted")
 ALARM_PERIOD = Duration.minutes(5)
+# What the functions refuse because it is not Updraft's own verified fact, each counted and alarmed on.
+REFUSALS = {
+    "DocumentChanged": "An Updraft SSM document's default version is not the content the stack deployed: the "
+    "rollout sent nothing with it and failed. Find who changed it (CloudTrail: UpdateDocument, "
+    "UpdateDocumentDefaultVersion), then set the default back to the deployed version.",
+    "ForgedRelease": "A release announcement (available or withdrawn) reached Updraft that the detector's release "
+    "record does not vouch for: nothing started or halted. Find who sent it (CloudTrail: PutEvents on the "
+    "release bus; the function's log names the version and the execution).",
+}
 METRICS_PER_ALARM = 10  # CloudWatch's limit on the metrics one metric-math alarm may read
 
 
@@ -78,7 +87,12 @@ class Observability(Construct):
         # Fixed names: the key and topic policies name the rule and the alarms, which name the topic.
         self.rule_name = f"{stack.stack_name}-notify"
         self.error_chunks = _chunks(sorted(functions), METRICS_PER_ALARM)
-        alarm_names = [self._alarm_name("rollouts-failed")] + [
+        self.refusals = {
+            name: description
+            for name, description in REFUSALS.items()
+            if name != "ForgedRelease" or config.detection  # only a stack with a release bus gets announcements
+        }
+        alarm_names = [self._alarm_name(name) for name in ("rollouts-failed", *map(_kebab, self.refusals))] + [
             self._alarm_name(_errors_alarm(index)) for index in range(len(self.error_chunks))
         ]
         rule_arn = stack.format_arn(service="events", resource="rule", resource_name=self.rule_name)
@@ -165,6 +179,16 @@ class Observability(Construct):
                 "A rollout execution failed, halted or timed out: see the ledger and the execution history.",
             )
         ]
+        for name, description in self.refusals.items():
+            # The stack's, not a group's: counted with the service dimension only.
+            refused = cw.Metric(
+                namespace=NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": SERVICE},
+                statistic="Sum",
+                period=ALARM_PERIOD,
+            )
+            alarms.append(self._alarm(name, _kebab(name), refused, description))
         for index, chunk in enumerate(self.error_chunks):
             errors = cw.MathExpression(
                 expression=" + ".join(f"FILL(e{i}, 0)" for i in range(len(chunk))),
@@ -258,6 +282,11 @@ def _from(scope: Construct, source_arns: list[str]) -> dict[str, dict[str, Any]]
 
 def _chunks(names: list[str], size: int) -> list[list[str]]:
     return [names[start : start + size] for start in range(0, len(names), size)]
+
+
+def _kebab(name: str) -> str:
+    """`DocumentChanged` -> `document-changed`, an alarm's name."""
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
 
 
 def _errors_alarm(index: int) -> str:

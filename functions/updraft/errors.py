@@ -28,3 +28,8 @@ class AlarmNotFound(UpdraftError):
 
 class RollbackRefused(UpdraftError):
     """A rollback was asked for outside the rollout's rollback window, or of a rollout that cannot be undone."""
+
+
+class DocumentChanged(UpdraftError):
+    """An SSM document's default version is not the content the stack deployed: nothing is sent with it. Not
+    retried: the content stays changed until someone looks, so the rollout fails and records its hosts."""

@@ -17,6 +17,8 @@ class Settings:
     ledger_table: str
     lock_table: str
     documents: dict[Doc, str]
+    # The SHA-256 of each document's content as deployed (updraft.document_digest): nothing else is sent.
+    digests: dict[Doc, str] = field(default_factory=dict)
     event_bus: str = ""  # release detection only
     trust_bucket: str = ""
     # The operator's root.json, deployed as an S3 object, and the SHA-512 synth checked it against.
@@ -36,6 +38,8 @@ def _settings_from(environ: dict[str, str]) -> Settings:
         # The health document exists only when some group has a health command.
         documents={doc: environ[f"DOCUMENT_{doc.name}"] for doc in Doc if doc is not Doc.HEALTH}
         | {Doc.HEALTH: environ.get("DOCUMENT_HEALTH", "")},
+        digests={doc: environ[f"DOCUMENT_{doc.name}_SHA256"] for doc in Doc if doc is not Doc.HEALTH}
+        | {Doc.HEALTH: environ.get("DOCUMENT_HEALTH_SHA256", "")},
         event_bus=environ.get("EVENT_BUS", ""),
         trust_bucket=environ.get("TRUST_BUCKET", ""),
         trusted_root_bucket=environ.get("TRUSTED_ROOT_BUCKET", ""),
@@ -56,6 +60,7 @@ def settings() -> Settings:
         "LEDGER_TABLE",
         "LOCK_TABLE",
         *(f"DOCUMENT_{doc.name}" for doc in Doc),
+        *(f"DOCUMENT_{doc.name}_SHA256" for doc in Doc),
         "EVENT_BUS",
         "TRUST_BUCKET",
         "TRUSTED_ROOT_BUCKET",

@@ -8,8 +8,8 @@ What moto lacks for running Updraft for real (see the project's reference on mot
 - idempotency.py: Powertools' idempotency records (in DynamoDB) expire on the virtual clock;
 - lambda_.py: functions run their real handler in-process, with their deployed environment (fault: a planned
   Lambda service error fails the Invoke call);
-- ssm.py: Run Command is answered by the simulated fleet, which runs the real document scripts (fault: a
-  command naming a terminated instance fails);
+- ssm.py: Run Command is answered by the simulated fleet, which runs the real document scripts, of the
+  version the command names (fault: a command naming a terminated instance fails);
 - ec2.py: status checks and RebootInstances reach the simulated hosts (fault: TerminateInstances takes a host
   away);
 - ecs.py: ECS's scheduler and agents, played by the model in sim/ecs.py;
@@ -27,8 +27,8 @@ moto but the tests.
    2. stepfunctions.scheduler      executions as actors, Wait/retry/EnteredTime, names, task clients
    3. idempotency                  record expiry
    4. lambda_                      Invoke: planned service error, handler, after-step hooks
-   5. ssm                          SendCommand request limits; SendCommand: terminated instances, fleet delivery;
-                                   the reads
+   5. ssm                          SendCommand request limits and DocumentVersion; SendCommand: terminated
+                                   instances, fleet delivery of that version; the reads
    6. ec2                          status checks, RebootInstances, TerminateInstances
    7. ecs                          the ECS model settled on every call; request limits
    8. stepfunctions.status_changes an execution's end, put on the default bus

@@ -3,20 +3,25 @@
 SendCommand passes through two of moto's methods, each patched once, and its concerns run in this order:
 1. the request (`SimpleSystemManagerResponse.send_command`): its own limits (at most 50 instance ids, a
    timeout within SSM's bounds), checked before anything looks at the instances (sim/service_limits.py);
+   its DocumentVersion, which moto's request handler drops, is carried to the backend;
 2. the backend (`SimpleSystemManagerBackend.send_command`):
    a. fault injection: an instance that is not running (terminated) fails the whole command with
       InvalidInstanceId, as SSM does;
-   b. the fleet reads documents from SSM's store; a command naming Targets is refused (the fleet takes
+   b. the fleet reads documents from SSM's store, the version the request names (`$DEFAULT` or none: the
+      default, `$LATEST`: the latest, or a number); a command naming Targets is refused (the fleet takes
       InstanceIds);
    c. moto records the command;
-   d. delivery to the fleet, which runs the document on each host; a refusal of the fleet (throttled, an
-      unknown document) takes moto's record back and answers as SSM would.
+   d. delivery to the fleet, which runs that version of the document on each host; a refusal of the fleet
+      (throttled, an unknown document or version) takes moto's record back and answers as SSM would.
+Documents themselves are moto's: UpdateDocument adds a version, UpdateDocumentDefaultVersion moves the
+default, GetDocument reads the default (or a version) as JSON, converted from YAML if need be.
 The reads (GetCommandInvocation, ListCommandInvocations, ListCommands, DescribeInstanceInformation) answer
 from the fleet, paged and filtered as SSM does; an empty Targets list resolves to no instance, as in AWS.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
@@ -29,7 +34,10 @@ from moto.ssm.responses import SimpleSystemManagerResponse
 from sim import service_limits
 from sim.aws import ec2
 from sim.aws.common import PAGE_LIMIT, api_error, page, within_limits
-from sim.fleet import Fleet, SimulatedApiError, load_document
+from sim.fleet import Fleet, SimulatedApiError, StoredDocument, load_document
+
+# The DocumentVersion of the SendCommand request being answered, from the request handler to the backend.
+_REQUESTED_VERSION: ContextVar[str | None] = ContextVar("requested_document_version", default=None)
 
 
 def patches(fleet: Fleet) -> list[Any]:
@@ -51,6 +59,7 @@ def patches(fleet: Fleet) -> list[Any]:
                 kwargs.get("parameters") or {},
                 kwargs.get("instance_ids") or [],
                 int(kwargs.get("timeout_seconds") or 3600),
+                _REQUESTED_VERSION.get(),
             )
         except SimulatedApiError as error:
             self._commands.remove(command)
@@ -63,7 +72,11 @@ def patches(fleet: Fleet) -> list[Any]:
         # The request's own limits are checked first, before anything looks at the instances.
         timeout = self._get_int_param("TimeoutSeconds") or 3600
         within_limits(service_limits.check_send_command, self._get_param("InstanceIds", []), timeout)
-        return original_request(self)
+        token = _REQUESTED_VERSION.set(self._get_param("DocumentVersion"))
+        try:
+            return original_request(self)
+        finally:
+            _REQUESTED_VERSION.reset(token)
 
     def get_command_invocation(self: Any, command_id: str, instance_id: str, plugin_name: Any) -> dict:
         view = next((v for v in _views(fleet, command_id) if v["InstanceId"] == instance_id), None)
@@ -183,11 +196,27 @@ def _views(fleet: Fleet, command_id: str) -> list[dict]:
 
 
 def _bind_documents(fleet: Fleet, backend: Any) -> None:
-    def source(name: str) -> dict:
-        try:
-            stored = backend.get_document(name, None, None, "JSON")
-        except Exception as error:
-            raise SimulatedApiError("InvalidDocument", f"document {name} does not exist") from error
-        return load_document(stored["Content"])
+    def source(name: str, version: str | None) -> StoredDocument:
+        documents = backend._documents.get(name)
+        if documents is None:
+            raise SimulatedApiError("InvalidDocument", f"document {name} does not exist")
+        number = _version_number(documents, version)
+        stored = backend.get_document(name, number, None, "JSON")
+        return StoredDocument(stored["DocumentVersion"], load_document(stored["Content"]))
 
     fleet.document_source = source
+
+
+def _version_number(documents: Any, version: str | None) -> str:
+    """The number SendCommand's DocumentVersion resolves to; one the document does not have is refused with
+    InvalidDocumentVersion (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html).
+    moto's GetDocument reads `$LATEST` and numbers but not `$DEFAULT`, hence the resolution here."""
+    if version in (None, "", "$DEFAULT"):
+        return documents.default_version
+    if version == "$LATEST":
+        return documents.latest_version
+    if version not in documents.versions:
+        raise SimulatedApiError(
+            "InvalidDocumentVersion", f"The document version {version} is not valid or does not exist."
+        )
+    return version

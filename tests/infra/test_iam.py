@@ -262,7 +262,7 @@ ECS_ACTIONS = {
 
 
 @pytest.fixture(scope="module")
-def workload_statements() -> dict[str, list[dict[str, Any]]]:
+def workload_template() -> dict[str, Any]:
     from stacks import synthesize
     from updraft.config import UpdraftConfig
 
@@ -275,7 +275,12 @@ def workload_statements() -> dict[str, list[dict[str, Any]]]:
             ]
         }
     )
-    resources = synthesize(config)["Resources"]
+    return synthesize(config)
+
+
+@pytest.fixture(scope="module")
+def workload_statements(workload_template) -> dict[str, list[dict[str, Any]]]:
+    resources = workload_template["Resources"]
     by_role: dict[str, list[dict[str, Any]]] = {}
     for policy in (r for r in resources.values() if r["Type"] == "AWS::IAM::Policy"):
         for role in policy["Properties"]["Roles"]:
@@ -325,3 +330,55 @@ def test_only_check_hosts_sends_the_health_document(workload_statements):
 def test_without_ecs_groups_no_function_gets_ecs_actions(function_statements):
     for name, statements in function_statements.items():
         assert not [a for s in statements for a in s["Action"] if a.startswith("ecs:")], name
+
+
+def documents_read(statements: list[dict[str, Any]]) -> set[str]:
+    reads = allowed(statements, "ssm:GetDocument")
+    for statement in reads:  # no wildcard, no condition: exactly the stack's documents
+        assert "Condition" not in statement and all(DOCUMENT_ARN.match(r) for r in statement["Resource"]), statement
+    return {DOCUMENT_ARN.match(resource).group(1) for statement in reads for resource in statement["Resource"]}
+
+
+def assert_documents_pinned(resources: dict[str, Any], statements: dict[str, list[dict[str, Any]]], run_by) -> None:
+    """Each function reads (GetDocument) exactly the documents it sends, and has the digest of each one's
+    deployed content in its environment, next to its name."""
+    from updraft.document_digest import document_digest
+
+    contents = {
+        r["Properties"]["Name"].removeprefix("Updraft-"): r["Properties"]["Content"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SSM::Document"
+    }
+    functions = {
+        f["Properties"]["Handler"].split(".")[-2]: f["Properties"]
+        for f in resources.values()
+        if f["Type"] == "AWS::Lambda::Function"
+    }
+    for name, function in functions.items():
+        role = function["Role"]["Fn::GetAtt"][0]
+        sent = {
+            DOCUMENT_ARN.match(resource).group(1)
+            for statement in allowed(statements[role], "ssm:SendCommand")
+            for resource in statement["Resource"]
+            if DOCUMENT_ARN.match(resource)
+        }
+        assert documents_read(statements[role]) == sent == run_by.get(name, set()), name
+        variables = function["Environment"]["Variables"]
+        for kind in sent:
+            assert variables[f"DOCUMENT_{kind.upper()}_SHA256"] == document_digest(contents[kind]), (name, kind)
+
+
+def test_each_function_reads_exactly_the_documents_it_sends_and_knows_their_digests(resources, role_statements):
+    assert_documents_pinned(resources, role_statements, DOCUMENTS_RUN_BY)
+
+
+def test_the_health_document_is_pinned_too(workload_template):
+    resources = workload_template["Resources"]
+    by_role: dict[str, list[dict[str, Any]]] = {}
+    for policy in (r for r in resources.values() if r["Type"] == "AWS::IAM::Policy"):
+        for role in policy["Properties"]["Roles"]:
+            by_role.setdefault(role["Ref"], []).extend(statements_of(policy["Properties"]["PolicyDocument"]))
+    for role in (r for r, v in resources.items() if v["Type"] == "AWS::IAM::Role"):
+        by_role.setdefault(role, [])
+    run_by = {**DOCUMENTS_RUN_BY, "check_hosts": {"verify", "rollback", "health"}}
+    assert_documents_pinned(resources, by_role, run_by)

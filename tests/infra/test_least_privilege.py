@@ -368,7 +368,8 @@ def add_action(template: dict[str, Any]) -> None:
 
 
 def widen_resource(template: dict[str, Any]) -> None:
-    send = next(s for s in apply_wave_policy(template) if s["Action"] == "ssm:SendCommand" and "Condition" not in s)
+    documents = ["ssm:GetDocument", "ssm:SendCommand"]  # on the documents: read, then sent
+    send = next(s for s in apply_wave_policy(template) if s["Action"] == documents and "Condition" not in s)
     send["Resource"] = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":ssm:us-east-1:123456789012:document/*"]]}
 
 

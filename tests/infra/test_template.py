@@ -9,7 +9,9 @@ from pathlib import Path
 import yaml
 
 from stacks.definition import definition, substitute
+from stacks.documents import load_document
 from tests.routing.machine import deployed
+from updraft.document_digest import document_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = {
@@ -152,6 +154,7 @@ def test_function_environment(of_type, functions, config, tables):
         "LEDGER_TABLE": {"Ref": tables["ledger"]},
         "LOCK_TABLE": {"Ref": tables["locks"]},
         **{f"DOCUMENT_{kind.upper()}": {"Ref": documents[kind]} for kind in DOCUMENT_KINDS},
+        **{f"DOCUMENT_{kind.upper()}_SHA256": document_digest(load_document(kind)) for kind in DOCUMENT_KINDS},
         "POWERTOOLS_SERVICE_NAME": "updraft",
         "POWERTOOLS_METRICS_NAMESPACE": "Updraft",
         "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -11,7 +11,7 @@ import yaml
 from sim.bottlerocket import Fault, Repository, SimHost
 from sim.clock import VirtualClock
 from sim.control_container import render
-from sim.fleet import Fleet, SimulatedApiError
+from sim.fleet import Fleet, SimulatedApiError, StoredDocument
 from updraft.adapters.ssm import ERROR_MARKER
 from updraft.domain.reports import ApplyReport, ErrorReport, RollbackReport, VerifyReport, parse_report
 
@@ -29,7 +29,7 @@ def load(name: str) -> dict:
 def control_plane() -> Iterator[Fleet]:
     # One loopback server for the module: closing one takes half a second.
     simulated = Fleet(VirtualClock(), [Repository(VARIANT, "x86_64", ["1.25.0", PREV, TARGET])])
-    simulated.document_source = load
+    simulated.document_source = lambda name, version: StoredDocument("1", load(name))
     yield simulated
     simulated.close()
 

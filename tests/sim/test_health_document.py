@@ -8,7 +8,7 @@ import pytest
 
 from sim.bottlerocket import Fault, Repository, SimHost
 from sim.clock import VirtualClock
-from sim.fleet import Fleet, SimulatedApiError
+from sim.fleet import Fleet, SimulatedApiError, StoredDocument
 from stacks.documents import health_document
 from updraft.adapters.ssm import ERROR_MARKER
 from updraft.config import GroupPolicy
@@ -29,7 +29,7 @@ DOCUMENT = health_document(GROUPS)
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
     simulated = Fleet(VirtualClock(), [Repository(VARIANT, "x86_64", [PREV, TARGET])], seed=3)
-    simulated.document_source = lambda name: DOCUMENT
+    simulated.document_source = lambda name, version: StoredDocument("1", DOCUMENT)
     yield simulated
     simulated.close()
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from updraft.handlers import check_hosts, check_release, finish
+from updraft.errors import DocumentChanged
+from updraft.handlers import apply_wave, check_hosts, check_release, finish, halt, start_inventory
 
 ROLLOUT = {"rollout_id": "r-1", "group": "web", "target_version": "1.27.0"}
 EVENT = {"rollout": ROLLOUT, "now": "2030-01-01T00:00:00+00:00", "wave": 1, "scope": "wave"}
@@ -123,3 +124,19 @@ def test_an_announcement_the_policy_judges_is_not_counted_as_forged(monkeypatch,
     monkeypatch.setattr(check_release.flow, "check_release", lambda *args: waiting)
     check_release.handler({"request": {}, "execution_id": "arn:x", "now": EVENT["now"]}, CONTEXT)
     assert "ForgedRelease" not in published(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("module", "step"),
+    [(start_inventory, "start_inventory"), (apply_wave, "apply_wave"), (check_hosts, "check_hosts"), (halt, "halt")],
+)
+def test_a_refused_document_is_counted_and_fails_the_step(monkeypatch, capsys, module, step):
+    def refuse(*args):
+        raise DocumentChanged("SSM document Updraft-apply version 2 (its default) has SHA-256 b..., deployed a...")
+
+    monkeypatch.setattr(module, "settings", lambda: None)
+    monkeypatch.setattr(module.flow, step, refuse)
+    with pytest.raises(DocumentChanged):
+        module.handler(dict(EVENT), CONTEXT)
+    # The documents are the stack's, not a group's: one series for the alarm to watch.
+    assert published(capsys.readouterr().out) == {"DocumentChanged": (1.0, "Count", {"service": "updraft"})}

@@ -3,6 +3,7 @@ recovery of a send whose command id was never recorded, the command lookup and t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from moto import mock_aws
 from updraft.adapters import ssm
 from updraft.adapters.ledger import Ledger
 from updraft.config import GroupPolicy, UpdraftConfig
+from updraft.document_digest import document_digest
 from updraft.domain.host_actions import Observation, SendDocument, intended_send, send_key
 from updraft.domain.host_record import Doc, HostRecord, HostState
 from updraft.domain.host_transitions import advance, begin_rollback, start_apply
@@ -139,15 +141,26 @@ def test_a_rollout_is_closed_once(aws):
 CONFIG = UpdraftConfig.model_validate({"groups": [{"name": "web", "variant": "aws-ecs-2"}]})
 
 
+APPLY = {"schemaVersion": "2.2", "mainSteps": [{"action": "aws:runShellScript", "inputs": {"runCommand": ["true"]}}]}
+DIGESTS = {Doc.APPLY: document_digest(APPLY)}
+
+
 def env() -> Settings:
-    return Settings(config=CONFIG, ledger_table="ledger", lock_table="locks", documents={d: f"doc-{d}" for d in Doc})
+    documents = {d: f"doc-{d}" for d in Doc}
+    return Settings(config=CONFIG, ledger_table="ledger", lock_table="locks", documents=documents, digests=DIGESTS)
+
+
+@pytest.fixture
+def apply_document(aws: None) -> None:
+    """The apply document as deployed: it is read and checked before every send."""
+    boto3.client("ssm").create_document(Name="doc-apply", Content=json.dumps(APPLY), DocumentType="Command")
 
 
 def commands() -> list[dict[str, Any]]:
     return boto3.client("ssm").list_commands()["Commands"]
 
 
-def test_a_retry_records_the_command_an_attempt_sent_and_sends_only_what_was_never_sent(aws, monkeypatch):
+def test_a_retry_records_the_command_an_attempt_sent_and_sends_only_what_was_never_sent(apply_document, monkeypatch):
     ledger = Ledger("ledger")
     ledger.put_planned([host(f"i-{n}") for n in range(3)])
     steps = [start_apply(h, "apply sent", T0, POLICY) for h in ledger.all_hosts("r-1")]
@@ -179,7 +192,7 @@ def test_a_retry_records_the_command_an_attempt_sent_and_sends_only_what_was_nev
     assert len(commands()) == 2  # nothing is sent a second time
 
 
-def test_a_second_run_of_a_step_sends_nothing_to_a_host_the_first_moved(aws):
+def test_a_second_run_of_a_step_sends_nothing_to_a_host_the_first_moved(apply_document):
     ledger = Ledger("ledger")
     ledger.put_planned([host("i-1")])
     read = ledger.all_hosts("r-1")

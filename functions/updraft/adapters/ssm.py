@@ -1,14 +1,21 @@
-"""SSM Run Command and fleet presence, batched: SendCommand takes 50 instance ids."""
+"""SSM Run Command and fleet presence, batched: SendCommand takes 50 instance ids. A document is sent only
+as the stack deployed it: its default version's content must have the digest synth fixed, and that version,
+by number, is the one sent."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from botocore.exceptions import ClientError
 
 from updraft.adapters.aws import chunks, client
+from updraft.document_digest import document_digest
 from updraft.domain.host_actions import Invocation
-from updraft.errors import CommandThrottled
+from updraft.errors import CommandThrottled, DocumentChanged
 
 SEND_COMMAND_LIMIT = 50
 # Page sizes at each API's maximum: ListCommandInvocations and DescribeInstanceInformation return at most
@@ -27,16 +34,64 @@ def comment(document: str, key: str) -> str:
     return f"updraft {key} {document}"[:100]
 
 
+# The versions checked in the current scope (a step's invocation): (document, digest) -> version number.
+_CHECKED: ContextVar[dict[tuple[str, str], str] | None] = ContextVar("checked_documents", default=None)
+
+
+@contextlib.contextmanager
+def checked_documents() -> Iterator[None]:
+    """Within it, each document is read (GetDocument) once, however many sends name it."""
+    token = _CHECKED.set({})
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
+
+def checked_version(document: str, sha256: str) -> str:
+    """The number of the document's default version, once its content is shown to have digest `sha256`.
+
+    GetDocument with DocumentFormat JSON returns the content as JSON whatever format it was created in, so a
+    YAML document hashes as the stack hashed its content; the answer names the version it read
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetDocument.html)."""
+    checked = _CHECKED.get()
+    if checked is not None and (document, sha256) in checked:
+        return checked[(document, sha256)]
+    answer = client("ssm").get_document(Name=document, DocumentFormat="JSON")
+    version, found = answer["DocumentVersion"], document_digest(json.loads(answer["Content"]))
+    if found != sha256:
+        raise DocumentChanged(
+            f"SSM document {document} version {version} (its default) has SHA-256 {found}, "
+            f"deployed {sha256 or '(none)'}: nothing was sent"
+        )
+    if checked is not None:
+        checked[(document, sha256)] = version
+    return version
+
+
 def send_document(
-    document: str, instance_ids: list[str], parameters: dict[str, str], timeout: int, key: str = ""
+    document: str,
+    instance_ids: list[str],
+    parameters: dict[str, str],
+    timeout: int,
+    key: str = "",
+    *,
+    sha256: str,
 ) -> dict[str, str]:
-    """Send a document to the hosts, its comment naming `key`; the command id of each host."""
+    """Send a document to the hosts, its comment naming `key`; the command id of each host. It is sent by the
+    number of the version checked: a version's content never changes (UpdateDocument adds a version,
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdateDocument.html), so what runs
+    is what was checked even if the default moves meanwhile."""
+    if not instance_ids:
+        return {}
+    version = checked_version(document, sha256)
     ssm = client("ssm")
     sent: dict[str, str] = {}
     for batch in chunks(sorted(instance_ids), SEND_COMMAND_LIMIT):
         try:
             response = ssm.send_command(
                 DocumentName=document,
+                DocumentVersion=version,
                 InstanceIds=batch,
                 Parameters={key: [value] for key, value in parameters.items()},
                 TimeoutSeconds=timeout,

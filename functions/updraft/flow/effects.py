@@ -66,6 +66,8 @@ def send(
     written. A retry finds the intent and looks for the command before it sends again (`resume_sends`)."""
     if not records:
         return []
+    # A document that is not the one deployed is refused before any host records the intent to send it.
+    ssm.checked_version(env.documents[action.doc], env.digests.get(action.doc, ""))
     key = send_key(records[0].rollout_id, action.doc, now)
     intents = ledger.put_hosts([record.intending(action.doc, key) for record in records])
     return _dispatch(env, ledger, intents, action, policy, key)
@@ -82,7 +84,8 @@ def _dispatch(
     recorded: list[HostRecord] = []
     for batch in chunks(intents, ssm.SEND_COMMAND_LIMIT):
         ids = [host.instance_id for host in batch]
-        sent = ssm.send_document(env.documents[action.doc], ids, parameters, timeout, key)
+        sha256 = env.digests.get(action.doc, "")
+        sent = ssm.send_document(env.documents[action.doc], ids, parameters, timeout, key, sha256=sha256)
         recorded += ledger.put_hosts([host.sent(action.doc, sent[host.instance_id]) for host in batch])
     return recorded
 

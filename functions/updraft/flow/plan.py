@@ -31,7 +31,13 @@ def start_inventory(env: Settings, rollout: Rollout, now: datetime) -> dict[str,
     connected = ssm.online(list(instances))
     offline = sorted(set(instances) - connected)
     ledger.put_skipped(rollout.rollout_id, [skipped_host(i, instances[i], "SSM agent not online") for i in offline])
-    commands = ssm.send_document(env.documents[Doc.INVENTORY], sorted(connected), {}, INVENTORY_TIMEOUT)
+    commands = ssm.send_document(
+        env.documents[Doc.INVENTORY],
+        sorted(connected),
+        {},
+        INVENTORY_TIMEOUT,
+        sha256=env.digests.get(Doc.INVENTORY, ""),
+    )
     run = InventoryRun(commands=sorted(set(commands.values())), deadline=deadline_after(now, INVENTORY_DEADLINE))
     context.write(ledger, rollout.rollout_id, status=RolloutStatus.INVENTORY, inventory=run)
     return _inventorying(rollout)

@@ -16,8 +16,10 @@ from aws_lambda_powertools.shared.functions import strtobool
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent
 from pydantic import BaseModel, ConfigDict
 
+from updraft.adapters import ssm
 from updraft.adapters.aws import PerSession, client
 from updraft.domain.rollout_record import Rollout
+from updraft.errors import DocumentChanged
 from updraft.ledger_schema import EXPIRES, PK, SK, idempotency_pk
 
 logger = Logger()
@@ -74,6 +76,26 @@ def forged_announcement(kind: str, version: str, reason: str, *origin: str) -> N
     )
     if not is_metrics_disabled():
         metrics.add_metric(name="ForgedRelease", unit=MetricUnit.Count, value=1)
+
+
+def sends_documents(handler: Callable[[dict, Any], dict]) -> Callable[[dict, Any], dict]:
+    """A step that sends SSM documents reads each one once per invocation; one that is not the content the
+    stack deployed fails the step (`DocumentChanged`, which no retrier names) and is counted first: metric
+    `DocumentChanged`, with the service dimension only (the documents are the stack's, not a group's), flushed
+    by `@metrics.log_metrics` on the way out."""
+
+    @functools.wraps(handler)
+    def run(event: dict, context: Any) -> dict:
+        with ssm.checked_documents():
+            try:
+                return handler(event, context)
+            except DocumentChanged:
+                if not is_metrics_disabled():
+                    metrics.add_metric(name="DocumentChanged", unit=MetricUnit.Count, value=1)
+                logger.exception("an SSM document is not the one deployed: refused, nothing sent with it")
+                raise
+
+    return run
 
 
 # Step Functions retries a task within a minute or two; a record outlives that, then the table's TTL drops it.

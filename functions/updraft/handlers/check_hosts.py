@@ -4,7 +4,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from updraft import flow
-from updraft.handlers._common import emit, logger, metrics, replayable, step_input, tracer
+from updraft.handlers._common import emit, logger, metrics, replayable, sends_documents, step_input, tracer
 from updraft.settings import settings
 
 COUNTED = {"HostsUpdated": "updated", "HostsRolledBack": "rolled-back", "HostsRollbackFailed": "rollback-failed"}
@@ -16,6 +16,7 @@ FAILED_AT_GATE = ("rolled-back", "rollback-failed")
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@sends_documents
 @replayable
 def handler(event: dict, context: LambdaContext) -> dict:
     step = step_input(event)
