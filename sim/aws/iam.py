@@ -18,11 +18,13 @@ moto enforces no IAM here; the DynamoDB and EventBridge patches ask this module 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +35,7 @@ from moto.sts.models import sts_backends
 
 from sim.aws.lambda_ import running_function
 
-# A request context: condition key (lower case: keys are case-insensitive) -> its value or values.
+# A request context: condition key (case-insensitive: `evaluate` lowers it) -> its value or values.
 Context = Mapping[str, "str | bool | tuple[str, ...]"]
 
 
@@ -248,7 +250,8 @@ def applies(statement: Statement, request: Request, principal: Principal | None 
 
 def evaluate(principal: Principal, request: Request, resource_policy: Policy | None = None) -> Decision:
     """AWS's decision for a request within one account (see the module docstring)."""
-    request = Request(request.action, request.resource, {**_global_keys(principal), **request.context})
+    context = {key.lower(): value for key, value in request.context.items()}
+    request = Request(request.action, request.resource, {**_global_keys(principal), **context})
     identity = [s for p in principal.policies for s in p.statements if applies(s, request)]
     on_resource = [s for s in (resource_policy.statements if resource_policy else ()) if applies(s, request, principal)]
     if any(s.effect == "Deny" for s in identity):
@@ -276,10 +279,24 @@ def _global_keys(principal: Principal) -> dict[str, str]:
 
 
 # -- who is calling --------------------------------------------------------------------------------------------
+_ACTING = threading.local()
+
+
+@contextlib.contextmanager
+def acting_as(function_name: str) -> Iterator[None]:
+    """AWS calls made in the block are the deployed function's, as while its handler runs: for a test to ask
+    what the function's role really allows (`with acting_as(name): table.put_item(...)` -> AccessDenied)."""
+    before, _ACTING.function = getattr(_ACTING, "function", None), function_name
+    try:
+        yield
+    finally:
+        _ACTING.function = before
+
+
 def caller(access_key: str | None, headers: Mapping[str, str], account: str, region: str) -> Principal | None:
     """The principal of a request: the running function's role, else the IAM user or role session whose keys
     signed it, else None (the account's administrator)."""
-    function = running_function()
+    function = running_function() or getattr(_ACTING, "function", None)
     if function is not None:
         return function_principal(function, account, region)
     if access_key:

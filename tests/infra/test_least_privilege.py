@@ -1,8 +1,8 @@
 """Least privilege, checked against a committed allowlist.
 
 Every IAM statement the stack deploys (role policies, managed policy ARNs, trust policies, and the resource
-policies of the SNS topic, the KMS key, the S3 bucket, the release bus and the Lambda permissions) is normalised and compared
-with `least_privilege.json`, for cdk.json's config and for one that enables every feature. A grant that is
+policies of the SNS topic, the KMS key, the S3 bucket, the release bus and the Lambda permissions) is normalised
+and compared with `least_privilege.json`, for cdk.json's config and for one that enables every feature. A grant that is
 not in the allowlist fails, naming the role and the grant. After a deliberate change, rewrite the allowlist
 and review its diff:
 

@@ -1,5 +1,6 @@
 """Only the release detector may announce releases: the release bus's resource policy, as deployed, refuses
-every other principal, even one whose own policy allows events:PutEvents on everything."""
+every other principal, even one whose own policy allows events:PutEvents on everything. And each function
+reaches the ledger only as far as its deployed role allows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from sim.aws.iam import acting_as
 from sim.clock import EPOCH
 from sim.update_repository import UpdateRepository
 from sim.world import ACCOUNT, World
@@ -112,3 +114,27 @@ def test_the_detector_still_announces_and_the_release_rolls_out(world, repositor
 
     assert world.rollout_record(execution.name)["status"] == "succeeded"
     assert {world.versions()[i] for i in ids} == {NEW}
+
+
+def deployed_function(handler_module: str) -> str:
+    """The deployed name of the function whose handler is `updraft.handlers.<handler_module>`."""
+    functions = boto3.client("lambda").list_functions()["Functions"]
+    (name,) = [f["FunctionName"] for f in functions if f["Handler"].split(".")[-2] == handler_module]
+    return name
+
+
+def test_each_function_reaches_the_tables_only_as_its_deployed_role_allows(world):
+    world.reset()
+    rollout = {"pk": "ROLLOUT#probe", "sk": "META"}
+    with acting_as(deployed_function("plan_waves")):
+        world.ledger.put_item(Item=rollout)  # its role writes the ledger
+    with acting_as(deployed_function("detect_release")), pytest.raises(ClientError) as refused:
+        world.locks.put_item(Item={"group": "staging", "holder": "spoof"})  # no lock grant: only lock steps have one
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "dynamodb:PutItem" in refused.value.response["Error"]["Message"]
+    with acting_as(deployed_function("on_release_withdrawn")):
+        world.locks.scan()  # it finds running rollouts through the locks: granted
+        with pytest.raises(ClientError):
+            world.ledger.scan()  # but no function may scan the ledger
+    assert world.locks.scan()["Items"] == []
+    world.ledger.delete_item(Key=rollout)
