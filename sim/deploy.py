@@ -20,8 +20,9 @@ CODE = Path(__file__).resolve().parent.parent / "functions"
 PUBLIC_PARAMETERS = {
     "/cdk-bootstrap/hnb659fds/version": "30",
 }
-# Resources moto's CloudFormation cannot create and whose only effect is access control, which moto does
-# not enforce anyway: left out of the simulated deployment (template tests and cdk-nag check them).
+# Resources moto's CloudFormation cannot create and whose only effect is access control the simulation does
+# not enforce (it does for DynamoDB and EventBridge: sim/aws/iam.py): left out of the simulated deployment
+# (template tests and cdk-nag check them).
 NOT_SIMULATED = {"AWS::S3::BucketPolicy"}
 POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-arm64:1"
 

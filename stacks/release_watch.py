@@ -105,6 +105,7 @@ class ReleaseWatch(Construct):
             "AWS's public Bottlerocket parameters (latest image version per variant and arch), read to "
             "cross-check the verified repository; which variants is only known from the config at run time.",
         )
+        self._only_the_detector_publishes(self.detector.role)
         schedule = events.Rule(
             self,
             "Schedule",
@@ -116,6 +117,27 @@ class ReleaseWatch(Construct):
             if group.auto_rollout:
                 self._start_rollouts(group, state_machine)
         self._halt_withdrawn(functions)
+
+    def _only_the_detector_publishes(self, detector: iam.IRole | None) -> None:
+        """The bus takes releases from the detector's role alone. Within one account an Allow in either the
+        identity or the resource policy suffices, so an Allow here would not stop a role whose own policy
+        grants PutEvents on `*`: the explicit Deny for every other principal does (an explicit Deny wins).
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html"""
+        assert detector is not None
+        publish = {"actions": ["events:PutEvents"], "resources": [self.bus.event_bus_arn]}
+        # Each statement is an AWS::Events::EventBusPolicy of its own, named by its sid.
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(sid="DetectorPublishes", principals=[iam.ArnPrincipal(detector.role_arn)], **publish)
+        )
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="NobodyElsePublishes",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": detector.role_arn}},
+                **publish,
+            )
+        )
 
     def _halt_withdrawn(self, functions: RolloutFunctions) -> None:
         # Running rollouts of a pulled release are found through the locks they hold.

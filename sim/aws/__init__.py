@@ -8,16 +8,19 @@ What moto lacks for running Updraft for real (see the project's reference on mot
 - idempotency.py: Powertools' idempotency records (in DynamoDB) expire on the virtual clock;
 - lambda_.py: functions run their real handler in-process, with their deployed environment (fault: a planned
   Lambda service error fails the Invoke call);
+- dynamodb.py: item requests of a principal (a function's role, a user's or role session's keys) are authorised
+  against its policies, `dynamodb:LeadingKeys` included (iam.py: who is calling, and the policy evaluation);
 - ssm.py: Run Command is answered by the simulated fleet, which runs the real document scripts, of the
   version the command names (fault: a command naming a terminated instance fails);
 - ec2.py: status checks and RebootInstances reach the simulated hosts (fault: TerminateInstances takes a host
   away);
 - ecs.py: ECS's scheduler and agents, played by the model in sim/ecs.py;
 - events.py: rules deliver events to Lambda, Step Functions and SNS targets; scheduled rules fire on a tick;
+  PutEvents is authorised under the caller's identity policy and the bus's resource policy;
 - cloudwatch.py: an alarm's state change reaches its SNS actions and the default bus;
 - cloudformation.py: the state machine is created where executions run, documents may have an object as
-  content, and the SNS subscriptions, topic policies and alarms moto skips are created;
-- sns.py and common.py: what the others share (no patch of their own).
+  content, and the SNS subscriptions, topic policies, alarms and event bus policies moto skips are created;
+- sns.py, common.py and iam.py: what the others share (no patch of their own).
 The request limits moto does not enforce are applied where each request arrives, from sim/service_limits.py.
 A moto upgrade that moves these internals breaks here and nowhere else: nothing outside this package imports
 moto but the tests.
@@ -27,14 +30,15 @@ moto but the tests.
    2. stepfunctions.scheduler      executions as actors, Wait/retry/EnteredTime, names, task clients
    3. idempotency                  record expiry
    4. lambda_                      Invoke: planned service error, handler, after-step hooks
-   5. ssm                          SendCommand request limits and DocumentVersion; SendCommand: terminated
+   5. dynamodb                     item requests authorised (a function's role, keys of a user or role session)
+   6. ssm                          SendCommand request limits and DocumentVersion; SendCommand: terminated
                                    instances, fleet delivery of that version; the reads
-   6. ec2                          status checks, RebootInstances, TerminateInstances
-   7. ecs                          the ECS model settled on every call; request limits
-   8. stepfunctions.status_changes an execution's end, put on the default bus
-   9. events                       rules' targets, PutEvents limit
-  10. cloudwatch                   alarm state changes to SNS and to the default bus; DescribeAlarms
-  11. cloudformation               the resources moto lacks or creates elsewhere
+   7. ec2                          status checks, RebootInstances, TerminateInstances
+   8. ecs                          the ECS model settled on every call; request limits
+   9. stepfunctions.status_changes an execution's end, put on the default bus
+  10. events                       rules' targets, PutEvents authorised (caller and bus policy), PutEvents limit
+  11. cloudwatch                   alarm state changes to SNS and to the default bus; DescribeAlarms
+  12. cloudformation               the resources moto lacks or creates elsewhere
 `scheduled()` enters 1-3 alone (the routing tests bring their own Lambda answers). Each moto attribute is
 patched once and only once, which `wired()` checks as it enters them: where several concerns meet in one moto
 method (SSM's SendCommand, a rule's delivery, Lambda's Invoke), its one patch calls them in the order its
@@ -57,6 +61,7 @@ from sim import faults
 from sim.aws import (
     cloudformation,
     cloudwatch,
+    dynamodb,
     ec2,
     ecs,
     events,
@@ -97,6 +102,7 @@ def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None =
     model = SimulatedEcs(fleet, clock)
     services = [
         *lambda_.patches(clock, {} if lambda_env is None else lambda_env),
+        *dynamodb.patches(),
         *ssm.patches(fleet),
         *ec2.patches(fleet),
         *ecs.patches(model),

@@ -3,8 +3,9 @@
 - AWS::StepFunctions::StateMachine is created where executions run (moto's parser backend), with its
   DefinitionSubstitutions;
 - AWS::SSM::Document may have an object as its Content;
-- AWS::SNS::Subscription, AWS::SNS::TopicPolicy and AWS::CloudWatch::Alarm, which moto skips with a warning,
-  are created through their service's backend, as the API would.
+- AWS::SNS::Subscription, AWS::SNS::TopicPolicy, AWS::CloudWatch::Alarm and AWS::Events::EventBusPolicy, which
+  moto skips with a warning, are created through their service's backend, as the API would (an event bus
+  policy resource is one statement of the bus's policy, named by its StatementId).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from unittest import mock
 from moto.cloudformation import parsing
 from moto.cloudwatch import models as cloudwatch_models
 from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat
+from moto.events import models as events_models
 from moto.ssm import models as ssm_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as parser_models
@@ -138,6 +140,21 @@ class _Alarm:
         return _Created(name, {"Arn": alarm.alarm_arn})
 
 
+class _EventBusPolicy:
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> _Created:
+        properties = cloudformation_json["Properties"]
+        backend = events_models.events_backends[account_id][region_name]
+        statement = {**properties["Statement"], "Sid": properties["StatementId"]}
+        bus = properties.get("EventBusName", "default")
+        if not isinstance(bus, str):  # moto resolves a Ref to a bus it created to the bus itself
+            bus = bus.name
+        backend.describe_event_bus(bus).add_policy({"Statement": [statement]})
+        return _Created(properties["StatementId"])
+
+
 def _query(query: dict[str, Any]) -> MetricDataQuery:
     stat = query.get("MetricStat")
     metric_stat = None
@@ -160,4 +177,5 @@ MODELS = {
     "AWS::SNS::Subscription": _Subscription,
     "AWS::SNS::TopicPolicy": _TopicPolicy,
     "AWS::CloudWatch::Alarm": _Alarm,
+    "AWS::Events::EventBusPolicy": _EventBusPolicy,
 }

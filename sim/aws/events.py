@@ -9,6 +9,16 @@ One patch of `Rule.send_to_targets` delivers an event to a rule's targets, in th
 4. Lambda targets are invoked (asynchronously, as EventBridge does: in-process here) and Step Functions
    targets start an execution, in the rule's target order, each with the input the target makes of the event;
 5. SNS targets get the text EventBridge makes of that input, published to the topic, which fans it out.
+
+PutEvents, as a principal calls it (`EventsHandler.put_events`: the caller is only known where the request
+arrives), is authorised before anything else: each entry is `events:PutEvents` on its bus, with the context
+keys `events:source` and `events:detail-type`, under the caller's identity policy and the bus's resource
+policy (sim/aws/iam.py; the harness's administrator is allowed). When no entry is allowed the whole call is
+refused with `AccessDeniedException`; otherwise each refused entry fails on its own with that error code and the
+others go on, as PutEventsResultEntry reports failures entry by entry.
+https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsResultEntry.html
+Then the request limit (one patch of `EventsBackend.put_events`, which AWS services acting for themselves,
+Step Functions and CloudWatch, call directly: they are not principals here).
 """
 
 from __future__ import annotations
@@ -22,11 +32,13 @@ from unittest import mock
 
 import jsonpath_ng
 from moto.awslambda import models as lambda_models
+from moto.core.exceptions import JsonRESTError
 from moto.events import models as events_models
+from moto.events.responses import EventsHandler
 from moto.stepfunctions.parser import models as parser_models
 
 from sim import service_limits
-from sim.aws import sns
+from sim.aws import iam, sns
 from sim.aws.common import within_limits
 from sim.clock import VirtualClock
 
@@ -66,8 +78,41 @@ def patches() -> list[Any]:
 
     return [
         mock.patch.object(events_models.Rule, "send_to_targets", send_to_targets),
+        mock.patch.object(EventsHandler, "put_events", _authorised_put_events),
         mock.patch.object(events_models.EventsBackend, "put_events", put_events),
     ]
+
+
+def _authorised_put_events(self: EventsHandler) -> str:
+    """PutEvents as the caller may make it: the allowed entries go on, the others fail (see the docstring)."""
+    entries = self._get_param("Entries") or []
+    principal = iam.caller(self.access_key, self.headers, self.current_account, self.region)
+    refusals = [_refusal(self.events_backend, principal, entry) for entry in entries]
+    if entries and all(refusals):
+        raise JsonRESTError("AccessDeniedException", str(refusals[0]))
+    allowed = [entry for entry, refused in zip(entries, refusals, strict=True) if refused is None]
+    results = iter(self.events_backend.put_events(allowed) if allowed else [])
+    merged = [
+        next(results) if refused is None else {"ErrorCode": "AccessDeniedException", "ErrorMessage": str(refused)}
+        for refused in refusals
+    ]
+    return json.dumps({"FailedEntryCount": sum("ErrorCode" in e for e in merged), "Entries": merged})
+
+
+def _refusal(backend: Any, principal: iam.Principal | None, entry: dict[str, Any]) -> iam.AccessDenied | None:
+    if principal is None:
+        return None
+    try:
+        bus = backend.describe_event_bus(backend._normalize_event_bus_arn(entry.get("EventBusName")))
+    except JsonRESTError:  # no such bus: moto's own per-entry answer follows
+        return None
+    context = {"events:source": entry.get("Source", ""), "events:detail-type": entry.get("DetailType", "")}
+    request = iam.Request("events:PutEvents", bus.arn, context)
+    try:
+        iam.authorize(principal, request, iam.parse(bus.policy) if bus.policy else None)
+    except iam.AccessDenied as denied:
+        return denied
+    return None
 
 
 def put_events(account: str, region: str, entries: list[dict[str, Any]]) -> Any:

@@ -1,8 +1,8 @@
 """Least privilege, checked against a committed allowlist.
 
 Every IAM statement the stack deploys (role policies, managed policy ARNs, trust policies, and the resource
-policies of the SNS topic, the KMS key, the S3 bucket and the Lambda permissions) is normalised and compared
-with `least_privilege.json`, for cdk.json's config and for one that enables every feature. A grant that is
+policies of the SNS topic, the KMS key, the S3 bucket, the release bus and the Lambda permissions) is normalised
+and compared with `least_privilege.json`, for cdk.json's config and for one that enables every feature. A grant that is
 not in the allowlist fails, naming the role and the grant. After a deliberate change, rewrite the allowlist
 and review its diff:
 
@@ -157,6 +157,8 @@ def resource_policies(logical_id: str, kind: str, props: dict[str, Any]) -> Iter
     elif kind == "AWS::Lambda::Permission":
         function = render(props["FunctionName"]).strip("{}").removesuffix(".Arn")
         yield f"{function} invoke permission", [permission_statement(props)]
+    elif kind == "AWS::Events::EventBusPolicy":  # one statement of the bus's policy per resource
+        yield f"{render(props['EventBusName'])[1:-1]} bus policy", [normalise(props["Statement"])]
 
 
 def identity_policies(logical_id: str, kind: str, props: dict[str, Any]) -> Iterator[tuple[str, list[Statement]]]:
@@ -184,6 +186,7 @@ POLICY_TYPES = {
     "AWS::SNS::TopicPolicy",
     "AWS::S3::BucketPolicy",
     "AWS::Lambda::Permission",
+    "AWS::Events::EventBusPolicy",
 }
 
 
@@ -228,6 +231,11 @@ def widenings(actual: Grants, allowlist: Grants) -> list[str]:
         for statement in found:
             if not any(covered(statement, a) for a in allowed):
                 problems.append(f"{owner}: new grant {statement}{what_is_new(statement, allowed)}")
+    # A Deny takes away: one the allowlist holds that is gone, or changed at all, widens what is allowed.
+    for owner, allowed in allowlist.items():
+        for statement in allowed:
+            if statement["effect"] == "Deny" and statement not in actual.get(owner, []):
+                problems.append(f"{owner}: an allowlisted Deny is gone or changed: {statement}")
     return problems
 
 
@@ -400,6 +408,25 @@ def open_topic(template: dict[str, Any]) -> None:
     publish["Principal"] = "*"
 
 
+def bus_policies(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::Events::EventBusPolicy"}
+
+
+def drop_bus_deny(template: dict[str, Any]) -> None:
+    (deny,) = [k for k, r in bus_policies(template).items() if r["Properties"]["Statement"]["Effect"] == "Deny"]
+    del template["Resources"][deny]
+
+
+def loosen_bus_deny(template: dict[str, Any]) -> None:
+    (deny,) = [r for r in bus_policies(template).values() if r["Properties"]["Statement"]["Effect"] == "Deny"]
+    deny["Properties"]["Statement"]["Condition"] = {"StringEquals": {"events:source": "nobody"}}
+
+
+def open_bus(template: dict[str, Any]) -> None:
+    (allow,) = [r for r in bus_policies(template).values() if r["Properties"]["Statement"]["Effect"] == "Allow"]
+    allow["Properties"]["Statement"]["Principal"] = {"AWS": "*"}
+
+
 @pytest.mark.parametrize(
     ("widen", "expected"),
     [
@@ -409,6 +436,9 @@ def open_topic(template: dict[str, Any]) -> None:
         (add_statement, r"RolloutEngineFunctionsApplyWaveRole: new grant .*'s3:GetObject'"),
         (add_role, r"Intruder trust: a new role or policy"),
         (open_topic, r"ObservabilityNotifications topic policy: new grant .*'principals': \['\*'\]"),
+        (drop_bus_deny, r"ReleaseWatchBus bus policy: an allowlisted Deny is gone"),
+        (loosen_bus_deny, r"ReleaseWatchBus bus policy: an allowlisted Deny is gone or changed"),
+        (open_bus, r"ReleaseWatchBus bus policy: new grant .*'principals': \['AWS:\*'\]"),
     ],
 )
 def test_a_widened_template_is_reported(everything, allowlist, widen, expected):
