@@ -336,7 +336,9 @@ def _keyed_principal(access_key: str, headers: Mapping[str, str], account: str) 
     """The IAM user or assumed-role session whose access key this is (moto/iam/access_control.py's look-up)."""
     backend = iam_backends[account]["aws"]
     if "X-Amz-Security-Token" in headers or "x-amz-security-token" in headers:
-        for session in sts_backends[account]["aws"].assumed_roles:
+        # Newest first: a world restores moto's random state for each test, so a later test's session may be
+        # issued the key of an earlier test's (AWS never reissues one); the newest is the one signing now.
+        for session in reversed(sts_backends[account]["aws"].assumed_roles):
             if session.access_key_id == access_key:
                 role = _role(account, session.role_arn)
                 if role is None:
