@@ -23,7 +23,8 @@ PUBLIC_PARAMETERS = {
 # Resources moto's CloudFormation cannot create and whose only effect is access control, which moto does
 # not enforce anyway: left out of the simulated deployment (template tests and cdk-nag check them).
 NOT_SIMULATED = {"AWS::S3::BucketPolicy"}
-POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-arm64:1"
+# What Powertools' per-release parameter holds: a layer of its account, named per runtime and architecture.
+POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:1"
 
 
 def _code_zip() -> bytes:
