@@ -68,6 +68,7 @@ def test_only_resource_types_the_simulation_can_deploy(resources):
         "AWS::Logs::LogGroup",
         "AWS::Events::Rule",
         "AWS::Lambda::Permission",
+        "AWS::SQS::Queue",
         # Deployed through sim/aws/cloudformation.py where moto's CloudFormation lacks them.
         "AWS::KMS::Key",
         "AWS::SNS::Topic",
@@ -75,6 +76,8 @@ def test_only_resource_types_the_simulation_can_deploy(resources):
         "AWS::SNS::Subscription",
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
+        "AWS::SQS::QueuePolicy",
+        "AWS::Lambda::EventInvokeConfig",
     }
     assert {r["Type"] for r in resources.values()} <= deployable
 
