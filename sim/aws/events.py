@@ -182,7 +182,6 @@ def _invoke_target_function(rule: Any, arn: str, body: str, clock: VirtualClock)
     function = lambda_models.lambda_backends[rule.account_id][rule.region_name].get_function(arn)
     config = function.event_invoke_config[0].config if function.event_invoke_config else {}
     attempts = 1 + int(config.get("MaximumRetryAttempts", DEFAULT_ASYNC_RETRIES))
-    request_id = str(uuid.UUID(int=clock.random.getrandbits(128), version=4))  # one per event, all attempts
     for attempt in range(attempts):
         response: dict[str, str] = {}
         try:
@@ -196,6 +195,8 @@ def _invoke_target_function(rule: Any, arn: str, body: str, clock: VirtualClock)
     destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
     LOG.warning("asynchronous invocation of %s failed %d times: %s", arn, attempts, payload)
     if destination:
+        # Drawn only here, so that runs without a failure draw what they always did.
+        request_id = str(uuid.UUID(int=clock.random.getrandbits(128), version=4))
         record = _invocation_record(function, request_id, attempts, json.loads(body), payload, clock)
         _send(destination, json.dumps(record), {})
 
