@@ -216,9 +216,10 @@ class ReleaseWatch(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="trust-history",
-                    # The detector rewrites timestamp.json on every run (hourly): without expiry its old
-                    # versions pile up forever. 90 days covers any investigation of what was trusted when;
-                    # the newest 10 previous versions of each file (root.json changes yearly) stay whatever their age.
+                    # The detector saves each file the repository re-signed (timestamp.json and snapshot.json
+                    # often, up to every run): without expiry their old versions pile up forever. 90 days covers
+                    # an investigation of what was trusted when; each file's newest 10 previous versions (root.json
+                    # rotates rarely) stay whatever their age.
                     noncurrent_version_expiration=TRUST_HISTORY,
                     noncurrent_versions_to_retain=TRUST_VERSIONS_KEPT,
                     abort_incomplete_multipart_upload_after=Duration.days(1),
