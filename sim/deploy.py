@@ -24,7 +24,8 @@ PUBLIC_PARAMETERS = {
 # not enforce (it does for DynamoDB and EventBridge: sim/aws/iam.py): left out of the simulated deployment
 # (template tests and cdk-nag check them).
 NOT_SIMULATED = {"AWS::S3::BucketPolicy"}
-POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-arm64:1"
+# What Powertools' per-release parameter holds: a layer of its account, named per runtime and architecture.
+POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:1"
 
 
 def _code_zip() -> bytes:
@@ -56,6 +57,43 @@ def _seed_parameters(template: dict[str, Any]) -> None:
         publish_public_parameter(name, value, ACCOUNT, REGION)
 
 
+def _needs(value: Any, names: set[str]) -> set[str]:
+    """The resources a property value references (Ref, Fn::GetAtt)."""
+    if isinstance(value, list):
+        return set().union(set(), *(_needs(item, names) for item in value))
+    if not isinstance(value, dict):
+        return set()
+    found = {value["Ref"]} & names if isinstance(value.get("Ref"), str) else set()
+    if "Fn::GetAtt" in value:
+        found |= {value["Fn::GetAtt"][0]} & names
+    return found.union(*(_needs(item, names) for item in value.values()))
+
+
+def _in_dependency_order(resources: dict[str, Any]) -> dict[str, Any]:
+    """Every resource after those it references or depends on. moto creates a referenced resource on first
+    reference, before its own DependsOn (a rule on a custom bus, referenced by a queue policy, would come
+    before its bus); CloudFormation never does. In this order moto meets each reference already created."""
+    names, ordered = set(resources), {}
+
+    def place(name: str) -> None:
+        if name in ordered:
+            return
+        ordered[name] = None  # placed first: a cycle (which CloudFormation refuses) cannot recurse forever
+        depends = set(as_list(resources[name].get("DependsOn", []))) & names
+        for needed in sorted(_needs(resources[name].get("Properties", {}), names) | depends):
+            place(needed)
+        del ordered[name]
+        ordered[name] = resources[name]
+
+    for name in resources:
+        place(name)
+    return ordered
+
+
+def as_list(value: Any) -> list[Any]:  # DependsOn: one name or a list
+    return value if isinstance(value, list) else [value]
+
+
 def deploy(template: dict[str, Any], stack_name: str = "Updraft") -> dict[str, str]:
     """Create the stack in moto and return its outputs."""
     s3 = boto3.client("s3", region_name=REGION)
@@ -67,10 +105,8 @@ def deploy(template: dict[str, Any], stack_name: str = "Updraft") -> dict[str, s
         s3.put_object(Bucket=ASSETS_BUCKET, Key=key, Body=data)
     _seed_parameters(template)
     cloudformation = boto3.client("cloudformation", region_name=REGION)
-    simulated = {
-        **template,
-        "Resources": {k: r for k, r in template["Resources"].items() if r["Type"] not in NOT_SIMULATED},
-    }
+    resources = {k: r for k, r in template["Resources"].items() if r["Type"] not in NOT_SIMULATED}
+    simulated = {**template, "Resources": _in_dependency_order(resources)}
     cloudformation.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(simulated),

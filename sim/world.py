@@ -123,15 +123,17 @@ class World:
 
     def reset(self) -> None:
         """Put the deployment back as it was just deployed, for the next test: every execution ended and
-        forgotten, the tables empty, no instance, what the harness created (alarms, queues, rules, ECS
-        clusters) deleted, the fleet and ECS simulations empty, faults and hooks gone, the call counts at zero,
-        virtual time at its start, and ids and names drawn as right after the deployment. A test then sees what
-        it would in a World of its own, at a fraction of the cost; the stack itself stays deployed."""
+        forgotten, the tables and the failed-deliveries queue empty, no instance, what the harness created
+        (alarms, queues, rules, ECS clusters) deleted, the fleet and ECS simulations empty, faults and hooks
+        gone, the call counts at zero, virtual time at its start, and ids and names drawn as right after the
+        deployment. A test then sees what it would in a World of its own, at a fraction of the cost; the stack
+        itself stays deployed."""
         aws.lambda_.AFTER_STEP.clear()
         faults.LAMBDA_ERRORS.clear()
         self._stop_running()
         for table in (self.ledger, self.locks):
             _empty(table)
+        self._drain(self.outputs["FailedDeliveriesQueueUrl"])  # PurgeQueue: once a minute, in real time
         while self._undo:
             self._undo.pop()()
         self._alarms.clear()

@@ -22,7 +22,9 @@ class PipLocalBundling:
     """Installs cross-platform wheels with pip, so the asset builds on any machine with Python and no Docker.
 
     `--only-binary` with an explicit platform makes pip pick the Lambda target's wheels (compiled ones such as
-    pydantic_core included) whatever Python or CPU synthesizes the app.
+    pydantic_core included) whatever Python or CPU synthesizes the app. `--require-hashes` installs only the
+    wheels requirements.txt names by hash, the whole tree listed: any other file, or a missing hash, fails
+    the synth (https://pip.pypa.io/en/stable/topics/secure-installs/).
     """
 
     def __init__(self, source: Path, python_version: str, platform: str) -> None:
@@ -49,13 +51,14 @@ class PipLocalBundling:
             "--implementation", "cp",
             "--python-version", self.python_version,
             "--only-binary=:all:",
+            "--require-hashes",
         ]  # fmt: skip
         subprocess.run(command, check=True)
 
 
 def function_code(python_version: str, platform: str) -> lambda_.Code:
     """The asset shared by every function. Its hash comes from the source, requirements.txt included,
-    so pin every requirement exactly: a new release on the index would not change the hash."""
+    which pins every wheel by hash: the asset's hash names exactly the files it installs."""
     return lambda_.Code.from_asset(
         str(FUNCTIONS_DIR),
         exclude=EXCLUDE,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -27,7 +29,28 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 # pure Python (plus pydantic_core, which ships aarch64 wheels).
 ARCHITECTURE = lambda_.Architecture.ARM_64
 WHEEL_PLATFORM = "manylinux2014_aarch64"
-POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python{PYTHON_VERSION}/latest"
+LOCK_FILE = Path(__file__).resolve().parent.parent / "requirements.lock"
+
+
+class PowertoolsVersionError(ValueError):
+    """requirements.lock pins no aws_lambda_powertools version to take the layer of."""
+
+
+def powertools_version(lock: Path = LOCK_FILE) -> str:
+    """The Powertools version the project tests with: the layer deployed is that release's, not `latest`."""
+    found = re.search(r"^aws[-_]lambda[-_]powertools(?:\[[^\]]*\])?==([\w.]+)$", lock.read_text(), re.MULTILINE)
+    if not found:
+        raise PowertoolsVersionError(f"{lock} pins no aws_lambda_powertools==X.Y.Z")
+    return found[1]
+
+
+def powertools_layer_parameter(version: str) -> str:
+    """Powertools publishes one public parameter per release, runtime and architecture
+    (/aws/service/powertools/python/{arch}/{python_version}/{version}: docs, "Lambda Layer", SSM Parameter Store)."""
+    return f"/aws/service/powertools/python/arm64/python{PYTHON_VERSION}/{version}"
+
+
+POWERTOOLS_LAYER_PARAMETER = powertools_layer_parameter(powertools_version())
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 LEDGER_READS = ("dynamodb:GetItem", "dynamodb:Query")

@@ -25,8 +25,10 @@ def _table(
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True
         ),
-        # The ledger is the audit trail of every rollout: it outlives the stack.
+        # The ledger is the audit trail of every rollout: it outlives the stack, and no DeleteTable call
+        # (console, CLI, another stack) removes it while protection is on.
         removal_policy=RemovalPolicy.RETAIN,
+        deletion_protection=True,
         # Only the steps' replay records carry it: rollouts and hosts never expire.
         time_to_live_attribute=expires,
     )

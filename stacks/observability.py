@@ -16,6 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -35,6 +36,7 @@ NOTIFIED = (
 HOST_METRICS = ("HostsUpdated", "HostsFailed", "HostsRolledBack", "HostsRollbackFailed")
 OUTCOME_METRICS = ("RolloutsSucceeded", "RolloutsHalted", "RolloutsFailed", "RolloutsAborted")
 ALARM_PERIOD = Duration.minutes(5)
+UNDELIVERED_ALARM = "undelivered-events"
 # What the functions refuse because it is not Updraft's own verified fact, each counted and alarmed on.
 REFUSALS = {
     "DocumentChanged": "An Updraft SSM document's default version is not the content the stack deployed: the "
@@ -81,9 +83,11 @@ class Observability(Construct):
         config: UpdraftConfig,
         state_machine: sfn.StateMachine,
         functions: dict[str, lambda_.IFunction],
+        undelivered: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        self.undelivered = undelivered
         # Fixed names: the key and topic policies name the rule and the alarms, which name the topic.
         self.rule_name = f"{stack.stack_name}-notify"
         self.error_chunks = _chunks(sorted(functions), METRICS_PER_ALARM)
@@ -92,7 +96,8 @@ class Observability(Construct):
             for name, description in REFUSALS.items()
             if name != "ForgedRelease" or config.detection  # only a stack with a release bus gets announcements
         }
-        alarm_names = [self._alarm_name(name) for name in ("rollouts-failed", *map(_kebab, self.refusals))] + [
+        names = ("rollouts-failed", UNDELIVERED_ALARM, *map(_kebab, self.refusals))
+        alarm_names = [self._alarm_name(name) for name in names] + [
             self._alarm_name(_errors_alarm(index)) for index in range(len(self.error_chunks))
         ]
         rule_arn = stack.format_arn(service="events", resource="rule", resource_name=self.rule_name)
@@ -179,6 +184,7 @@ class Observability(Construct):
                 "A rollout execution failed, halted or timed out: see the ledger and the execution history.",
             )
         ]
+        alarms.append(self._undelivered_alarm())
         for name, description in self.refusals.items():
             # The stack's, not a group's: counted with the service dimension only.
             refused = cw.Metric(
@@ -210,7 +216,31 @@ class Observability(Construct):
             )
         return alarms
 
-    def _alarm(self, construct_id: str, name: str, metric: cw.IMetric, description: str) -> cw.Alarm:
+    def _undelivered_alarm(self) -> cw.Alarm:
+        # Any message is an event nothing acted on (a missed rollback, an unsettled execution, a release
+        # never started). SQS stops sending the metric for a queue idle for six hours, messages or not
+        # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html):
+        # missing data keeps the alarm in the state it is in.
+        visible = self.undelivered.metric_approximate_number_of_messages_visible(
+            period=ALARM_PERIOD, statistic="Maximum"
+        )
+        return self._alarm(
+            "UndeliveredEvents",
+            UNDELIVERED_ALARM,
+            visible,
+            "An event Updraft should have acted on is on the failed-deliveries queue (an undelivered rule "
+            "target, or a function that failed every attempt): read it, fix the cause, act on it by hand.",
+            treat_missing_data=cw.TreatMissingData.IGNORE,
+        )
+
+    def _alarm(
+        self,
+        construct_id: str,
+        name: str,
+        metric: cw.IMetric,
+        description: str,
+        treat_missing_data: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING,
+    ) -> cw.Alarm:
         alarm = cw.Alarm(
             self,
             construct_id,
@@ -220,7 +250,7 @@ class Observability(Construct):
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            treat_missing_data=treat_missing_data,
         )
         alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         return alarm

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.delivery import FailedDeliveries
 from stacks.functions import FunctionSpec, RolloutFunctions
 from stacks.nag import acknowledge
 from updraft.config import Detection, GroupPolicy, UpdraftConfig
@@ -23,6 +23,20 @@ from updraft.ledger_schema import RELEASES
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_SOURCE = "updraft"  # what the detector's events carry as their source
+TRUST_HISTORY = Duration.days(90)
+TRUST_VERSIONS_KEPT = 10
+# Every object-level call that changes or removes a stored object or version, or who may read it.
+TRUST_WRITES = (
+    "s3:PutObject",
+    "s3:PutObjectAcl",
+    "s3:PutObjectVersionAcl",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:ReplicateObject",
+    "s3:ReplicateDelete",
+)
 
 
 class TrustedRootError(ValueError):
@@ -61,11 +75,13 @@ class ReleaseWatch(Construct):
         config: UpdraftConfig,
         functions: RolloutFunctions,
         state_machine: sfn.IStateMachine,
+        failures: FailedDeliveries,
     ) -> None:
         detection = config.detection
         assert detection is not None
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        self.failures = failures
         # The name, not a Ref, wherever the bus is named: it is fixed, and reads the same everywhere.
         self.bus_name = f"{stack.stack_name}-releases"
         self.bus = events.EventBus(self, "Bus", event_bus_name=self.bus_name)
@@ -93,6 +109,7 @@ class ReleaseWatch(Construct):
             },
             statements=self._detector_statements(stack),
         )
+        self._only_the_detector_writes(self.detector.role)
         acknowledge(
             self.detector.role,
             f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(self.trust.node.default_child)}.Arn>/trust/*]",
@@ -112,10 +129,12 @@ class ReleaseWatch(Construct):
             description="Updraft: check the Bottlerocket update repositories for new and withdrawn releases",
             schedule=events.Schedule.expression(detection.schedule),
         )
-        schedule.add_target(targets.LambdaFunction(self.detector, retry_attempts=2, max_event_age=Duration.hours(1)))
-        for group in config.groups:
-            if group.auto_rollout:
-                self._start_rollouts(group, state_machine)
+        schedule.add_target(failures.lambda_target(self.detector, retry_attempts=2, max_event_age=Duration.hours(1)))
+        automatic = [group for group in config.groups if group.auto_rollout]
+        if automatic:
+            role = self._starter_role(stack, automatic)
+            for group in automatic:
+                self._start_rollouts(group, state_machine, role)
         self._halt_withdrawn(functions)
 
     def _only_the_detector_publishes(self, detector: iam.IRole | None) -> None:
@@ -139,6 +158,34 @@ class ReleaseWatch(Construct):
             )
         )
 
+    @staticmethod
+    def release_rule_name(group: GroupPolicy) -> str:
+        # Unique on the bus, which is this stack's own: at most 39 characters of EventBridge's 64.
+        return f"release-{group.name}"
+
+    def _starter_role(self, stack: Stack, groups: list[GroupPolicy]) -> iam.Role:
+        """The role the release rules start rollouts with, only on behalf of those rules in this account
+        (https://docs.aws.amazon.com/eventbridge/latest/userguide/cross-service-confused-deputy-prevention.html).
+        Their ARNs are built from their names: `rule.rule_arn` would make the rules and the role need each other."""
+        rule_arns = [
+            stack.format_arn(
+                service="events", resource="rule", resource_name=f"{self.bus_name}/{self.release_rule_name(g)}"
+            )
+            for g in groups
+        ]
+        return iam.Role(
+            self,
+            "StartRolloutsRole",
+            description="Updraft: the release rules start rollout executions",
+            assumed_by=iam.ServicePrincipal(
+                "events.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnEquals": {"aws:SourceArn": rule_arns},
+                },
+            ),
+        )
+
     def _halt_withdrawn(self, functions: RolloutFunctions) -> None:
         # Running rollouts of a pulled release are found through the locks they hold.
         function = functions.add(
@@ -154,13 +201,14 @@ class ReleaseWatch(Construct):
             event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=["Bottlerocket Release Withdrawn"]),
         )
         rule.node.add_dependency(self.bus)
-        rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=Duration.hours(6)))
+        rule.add_target(self.failures.lambda_target(function, retry_attempts=8, max_event_age=Duration.hours(6)))
 
-    def _start_rollouts(self, group: GroupPolicy, state_machine: sfn.IStateMachine) -> None:
+    def _start_rollouts(self, group: GroupPolicy, state_machine: sfn.IStateMachine, role: iam.IRole) -> None:
         """A release of the group's variant and arch starts its rollout; the release policy then decides when."""
         rule = events.Rule(
             self,
             f"Release{group.name.title().replace('-', '')}",
+            rule_name=self.release_rule_name(group),
             description=f"Updraft: start a rollout of group {group.name} when a release of {group.variant} is verified",
             event_bus=self.named_bus,
             event_pattern=events.EventPattern(
@@ -177,8 +225,9 @@ class ReleaseWatch(Construct):
         }
         rule.node.add_dependency(self.bus)
         rule.add_target(
-            targets.SfnStateMachine(
+            self.failures.state_machine_target(
                 state_machine,
+                role=role,
                 input=events.RuleTargetInput.from_object(request),
                 retry_attempts=8,
                 max_event_age=Duration.hours(24),
@@ -192,16 +241,46 @@ class ReleaseWatch(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            versioned=True,  # every trusted metadata version stays recoverable
+            versioned=True,  # every trusted metadata version stays recoverable for TRUST_HISTORY
             removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="trust-history",
+                    # The detector saves each file the repository re-signed (timestamp.json and snapshot.json
+                    # often, up to every run): without expiry their old versions pile up forever. 90 days covers
+                    # an investigation of what was trusted when; each file's newest 10 previous versions (root.json
+                    # rotates rarely) stay whatever their age.
+                    noncurrent_version_expiration=TRUST_HISTORY,
+                    noncurrent_versions_to_retain=TRUST_VERSIONS_KEPT,
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
         )
         acknowledge(
             bucket,
             "AwsSolutions-S1",
-            "The trust bucket holds only public TUF metadata, written by the detection function alone; "
-            "versioning keeps every state, and CloudTrail data events can audit access without a second bucket.",
+            "The trust bucket holds only public TUF metadata, which its policy lets the detection function "
+            "alone write or delete; versioning keeps 90 days of states (and each file's newest 10 previous "
+            "versions), and CloudTrail data events can audit access without a second bucket.",
         )
         return bucket
+
+    def _only_the_detector_writes(self, detector_role: iam.IRole) -> None:
+        """What trust.py assumes (whoever writes the store decides what is trusted), enforced: no other
+        principal, administrators included, may write or delete trusted metadata. They keep reading it and
+        managing the bucket (its policy too: a deliberate change of this rule stays possible). S3 Lifecycle
+        expires versions as the service, not as a principal: the policy does not stop it."""
+        self.trust.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheDetectorWritesTrust",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=list(TRUST_WRITES),
+                resources=[self.trust.arn_for_objects("*")],
+                # aws:PrincipalArn is the role's ARN for any of its sessions.
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": detector_role.role_arn}},
+            )
+        )
 
     def _detector_statements(self, stack: Stack) -> list[iam.PolicyStatement]:
         public = stack.format_arn(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -13,6 +12,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.definition import definition
+from stacks.delivery import FailedDeliveries
 from stacks.documents import CommandDocuments
 from stacks.functions import FUNCTIONS, LOG_RETENTION, ON_ALARM, RolloutFunctions
 from stacks.nag import acknowledge
@@ -34,8 +34,10 @@ class RolloutEngine(Construct):
         config: UpdraftConfig,
         ledger: dynamodb.ITable,
         locks: dynamodb.ITable,
+        failures: FailedDeliveries,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.failures = failures
         # Named up front so the lock function's policy can name its executions without a dependency cycle.
         self.state_machine_name = f"{Stack.of(self).stack_name}-rollout"
         self.documents = CommandDocuments(self, "Documents", config)
@@ -63,6 +65,9 @@ class RolloutEngine(Construct):
             "ExecutionEnded",
             description="Updraft: settle the ledger and the lock of a rollout execution that ended abnormally",
             event_pattern=events.EventPattern(
+                # Only this account's events: the default bus may also receive other accounts' (cross-account
+                # rules, bus policies), and a pattern on names alone would match a look-alike resource.
+                account=[Stack.of(self).account],
                 source=["aws.states"],
                 detail_type=["Step Functions Execution Status Change"],
                 detail={
@@ -72,7 +77,7 @@ class RolloutEngine(Construct):
             ),
         )
         rule.add_target(
-            targets.LambdaFunction(
+            self.failures.lambda_target(
                 self.functions["on_execution_end"], retry_attempts=8, max_event_age=Duration.hours(6)
             )
         )
@@ -106,6 +111,7 @@ class RolloutEngine(Construct):
             "GroupAlarm",
             description="Updraft: a group's alarm fired; roll back its last rollout inside the rollback window",
             event_pattern=events.EventPattern(
+                account=[Stack.of(self).account],  # alarm names are not unique across accounts
                 source=["aws.cloudwatch"],
                 detail_type=["CloudWatch Alarm State Change"],
                 detail={
@@ -114,7 +120,7 @@ class RolloutEngine(Construct):
                 },
             ),
         )
-        rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=Duration.hours(1)))
+        rule.add_target(self.failures.lambda_target(function, retry_attempts=8, max_event_age=Duration.hours(1)))
 
     @staticmethod
     def _watching(config: UpdraftConfig) -> list[str]:

@@ -21,8 +21,8 @@ FUNCTION = "AWS::Lambda::Function"
 # Construct paths of the state machine's tasks, and of the functions EventBridge rules invoke.
 STEPS = "|".join(spec.construct_id for spec in FUNCTIONS if spec.step)
 STEP_FUNCTIONS = rf"/Functions/({STEPS})/Resource$"
-DETECTOR = r"/Functions/DetectRelease/Resource$"
 EVENT_HANDLERS = r"/Functions/(OnExecutionEnd|OnAlarm|OnReleaseWithdrawn)/Resource$"
+RULE_TARGETS = rf"/Functions/DetectRelease/Resource$|{EVENT_HANDLERS}"
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,10 @@ SUPPRESSIONS = (
     Suppression(
         "CKV_AWS_116",
         FUNCTION,
-        "Invoked by the detection schedule, whose event carries only the time it fired: a failed check is "
-        "redone by the next tick from the trust store's last state, and the FunctionErrors alarm notifies the topic.",
-        DETECTOR,
-    ),
-    Suppression(
-        "CKV_AWS_116",
-        FUNCTION,
-        "Invoked asynchronously by an EventBridge rule: EventBridge retries delivery (up to 8 times within the "
-        "target's maximum event age) and Lambda retries a failed run twice; a run that still fails raises the "
-        "FunctionErrors alarm on the notification topic, and its event is not queued.",
-        EVENT_HANDLERS,
+        "Invoked asynchronously by an EventBridge rule: a run that fails Lambda's two retries goes, with its "
+        "error, to the stack's failed-deliveries queue through an on-failure destination (EventInvokeConfig), "
+        "which records more than a dead-letter queue would; the check looks only for DeadLetterConfig.",
+        RULE_TARGETS,
     ),
     Suppression(
         "CKV_AWS_117",
@@ -104,6 +97,13 @@ SUPPRESSIONS = (
         "CloudWatch Logs encrypts every log group at rest; the function logs and execution history hold "
         "rollout and host states, no secret, and a customer managed key would need a key policy for the "
         "regional Logs service principal.",
+    ),
+    Suppression(
+        "CKV_AWS_27",
+        "AWS::SQS::Queue",
+        "The failed-deliveries queue is encrypted at rest with SQS-managed keys (SqsManagedSseEnabled); the check "
+        "recognises only a KMS key, which would need key-policy grants for EventBridge and every function role.",
+        r"/FailedDeliveries/Queue/Resource$",
     ),
     Suppression(
         "CKV_AWS_18",

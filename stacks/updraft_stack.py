@@ -8,6 +8,7 @@ from aws_cdk import Aspects, CfnOutput, Stack
 from constructs import Construct
 
 from stacks.access import Access
+from stacks.delivery import FailedDeliveries
 from stacks.ledger import Ledger
 from stacks.observability import Observability
 from stacks.release_watch import ReleaseWatch
@@ -21,7 +22,10 @@ class UpdraftStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         Aspects.of(self).add(CheckovSuppressions())
         ledger = Ledger(self, "Ledger")
-        engine = RolloutEngine(self, "RolloutEngine", config=config, ledger=ledger.table, locks=ledger.locks)
+        failures = FailedDeliveries(self, "FailedDeliveries")
+        engine = RolloutEngine(
+            self, "RolloutEngine", config=config, ledger=ledger.table, locks=ledger.locks, failures=failures
+        )
         if config.detection:
             watch = ReleaseWatch(
                 self,
@@ -29,6 +33,7 @@ class UpdraftStack(Stack):
                 config=config,
                 functions=engine.function_factory,
                 state_machine=engine.state_machine,
+                failures=failures,
             )
             CfnOutput(self, "ReleaseBusName", value=watch.bus_name)
             CfnOutput(self, "TrustBucketName", value=watch.trust.bucket_name)
@@ -39,7 +44,9 @@ class UpdraftStack(Stack):
             config=config,
             state_machine=engine.state_machine,
             functions=engine.functions,
+            undelivered=failures.queue,
         )
+        CfnOutput(self, "FailedDeliveriesQueueUrl", value=failures.queue.queue_url)
         CfnOutput(self, "NotificationTopicArn", value=observability.topic.topic_arn)
         CfnOutput(self, "DashboardName", value=observability.dashboard.dashboard_name)
         for alarm in observability.alarms:

@@ -15,11 +15,13 @@ What moto lacks for running Updraft for real (see the project's reference on mot
 - ec2.py: status checks and RebootInstances reach the simulated hosts (fault: TerminateInstances takes a host
   away);
 - ecs.py: ECS's scheduler and agents, played by the model in sim/ecs.py;
-- events.py: rules deliver events to Lambda, Step Functions and SNS targets; scheduled rules fire on a tick;
-  PutEvents is authorised under the caller's identity policy and the bus's resource policy;
+- events.py: rules deliver events to Lambda, Step Functions and SNS targets (Lambda's asynchronous retries and
+  on-failure destination, the targets' dead-letter queues); scheduled rules fire on a tick; PutEvents is
+  authorised under the caller's identity policy and the bus's resource policy;
 - cloudwatch.py: an alarm's state change reaches its SNS actions and the default bus;
 - cloudformation.py: the state machine is created where executions run, documents may have an object as
-  content, and the SNS subscriptions, topic policies, alarms and event bus policies moto skips are created;
+  content, and the SNS subscriptions, topic policies, alarms, event bus policies, queue policies and event
+  invoke configs moto skips are created;
 - sns.py, common.py and iam.py: what the others share (no patch of their own).
 The request limits moto does not enforce are applied where each request arrives, from sim/service_limits.py.
 A moto upgrade that moves these internals breaks here and nowhere else: nothing outside this package imports
@@ -36,7 +38,8 @@ moto but the tests.
    7. ec2                          status checks, RebootInstances, TerminateInstances
    8. ecs                          the ECS model settled on every call; request limits
    9. stepfunctions.status_changes an execution's end, put on the default bus
-  10. events                       rules' targets, PutEvents authorised (caller and bus policy), PutEvents limit
+  10. events                       rules' targets (async retries, destinations, DLQs), PutEvents authorised
+                                   (caller and bus policy), PutEvents limit
   11. cloudwatch                   alarm state changes to SNS and to the default bus; DescribeAlarms
   12. cloudformation               the resources moto lacks or creates elsewhere
 `scheduled()` enters 1-3 alone (the routing tests bring their own Lambda answers). Each moto attribute is
@@ -107,7 +110,7 @@ def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None =
         *ec2.patches(fleet),
         *ecs.patches(model),
         *stepfunctions.status_changes(clock),
-        *events.patches(),
+        *events.patches(clock),
         *cloudwatch.patches(clock),
         *cloudformation.patches(),
     ]

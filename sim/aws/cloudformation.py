@@ -3,9 +3,10 @@
 - AWS::StepFunctions::StateMachine is created where executions run (moto's parser backend), with its
   DefinitionSubstitutions;
 - AWS::SSM::Document may have an object as its Content;
-- AWS::SNS::Subscription, AWS::SNS::TopicPolicy, AWS::CloudWatch::Alarm and AWS::Events::EventBusPolicy, which
-  moto skips with a warning, are created through their service's backend, as the API would (an event bus
-  policy resource is one statement of the bus's policy, named by its StatementId).
+- AWS::SNS::Subscription, AWS::SNS::TopicPolicy, AWS::CloudWatch::Alarm, AWS::Events::EventBusPolicy,
+  AWS::SQS::QueuePolicy and AWS::Lambda::EventInvokeConfig, which moto skips with a warning, are created through
+  their service's backend, as the API would (an event bus policy resource is one statement of the bus's policy,
+  named by its StatementId).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from moto.awslambda import models as lambda_models
 from moto.cloudformation import parsing
 from moto.cloudwatch import models as cloudwatch_models
 from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat
 from moto.events import models as events_models
+from moto.sqs import models as sqs_models
 from moto.ssm import models as ssm_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as parser_models
@@ -155,6 +158,37 @@ class _EventBusPolicy:
         return _Created(properties["StatementId"])
 
 
+class _QueuePolicy:
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> _Created:
+        properties = cloudformation_json["Properties"]
+        backend = sqs_models.sqs_backends[account_id][region_name]
+        for url in properties["Queues"]:
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            backend.set_queue_attributes(name, {"Policy": json.dumps(properties["PolicyDocument"])})
+        return _Created(resource_name)
+
+
+class _EventInvokeConfig:
+    """Retries and destinations of a function's asynchronous invocations (sim/aws/events.py honours them)."""
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> _Created:
+        properties = cloudformation_json["Properties"]
+        config = {
+            key: properties[key]
+            for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+            if key in properties
+        }
+        backend = lambda_models.lambda_backends[account_id][region_name]
+        backend.put_function_event_invoke_config(properties["FunctionName"], config)
+        return _Created(resource_name)
+
+
 def _query(query: dict[str, Any]) -> MetricDataQuery:
     stat = query.get("MetricStat")
     metric_stat = None
@@ -178,4 +212,6 @@ MODELS = {
     "AWS::SNS::TopicPolicy": _TopicPolicy,
     "AWS::CloudWatch::Alarm": _Alarm,
     "AWS::Events::EventBusPolicy": _EventBusPolicy,
+    "AWS::SQS::QueuePolicy": _QueuePolicy,
+    "AWS::Lambda::EventInvokeConfig": _EventInvokeConfig,
 }

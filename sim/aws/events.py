@@ -6,8 +6,15 @@ One patch of `Rule.send_to_targets` delivers an event to a rule's targets, in th
    empty pattern; AWS does not);
 2. targets moto delivers itself (SQS queues, ...) are left to moto;
 3. unless the event matches the rule's pattern, nothing more;
-4. Lambda targets are invoked (asynchronously, as EventBridge does: in-process here) and Step Functions
-   targets start an execution, in the rule's target order, each with the input the target makes of the event;
+4. Lambda targets are invoked and Step Functions targets start an execution, in the rule's target order, each
+   with the input the target makes of the event. A Lambda target is invoked asynchronously, as EventBridge
+   does (in-process here): a run that fails is retried as the function's event invoke config says (2 retries
+   by default), and the invocation record of the last failed attempt goes to its on-failure destination (an
+   SQS queue). Lambda waits a minute or two between attempts; here the retries follow at once, no virtual
+   time passing, since the publisher (an execution, the harness) must not wait on an asynchronous target.
+   An Invoke or StartExecution the service refuses is retried when EventBridge retries it (throttling,
+   server errors; up to the target's MaximumRetryAttempts, at once here too); then the event goes, with the
+   error, to the target's dead-letter queue;
 5. SNS targets get the text EventBridge makes of that input, published to the topic, which fans it out.
 
 PutEvents, as a principal calls it (`EventsHandler.put_events`: the caller is only known where the request
@@ -35,6 +42,7 @@ from moto.awslambda import models as lambda_models
 from moto.core.exceptions import JsonRESTError
 from moto.events import models as events_models
 from moto.events.responses import EventsHandler
+from moto.sqs import models as sqs_models
 from moto.stepfunctions.parser import models as parser_models
 
 from sim import service_limits
@@ -43,9 +51,11 @@ from sim.aws.common import within_limits
 from sim.clock import VirtualClock
 
 LOG = logging.getLogger("sim")
+DEFAULT_ASYNC_RETRIES = 2  # Lambda's, for a function without an event invoke config
+DEFAULT_TARGET_RETRIES = 185  # EventBridge's, for a target without a retry policy
 
 
-def patches() -> list[Any]:
+def patches(clock: VirtualClock) -> list[Any]:
     original_send = events_models.Rule.send_to_targets
     original_put = events_models.EventsBackend.put_events
 
@@ -61,12 +71,7 @@ def patches() -> list[Any]:
         if not (ours or topics) or not self.event_pattern.matches_event(event):
             return
         for target in ours:
-            body = json.dumps(_target_input(target, event))
-            if ":lambda:" in target["Arn"]:
-                _invoke_target_function(self, target["Arn"], body)
-            else:
-                backend = parser_models.stepfunctions_parser_backends[self.account_id][self.region_name]
-                backend.start_execution(target["Arn"], None, body)
+            _deliver(self, target, event, json.dumps(_target_input(target, event)), clock)
         for target in topics:
             # SNS publishes the text EventBridge makes: a JSON string template arrives with its quotes.
             message = json.dumps(_target_input(target, event), ensure_ascii=False)
@@ -192,9 +197,96 @@ def _target_input(target: dict, event: dict) -> Any:
     return event
 
 
-def _invoke_target_function(rule: Any, arn: str, body: str) -> None:
+def _deliver(rule: Any, target: dict[str, Any], event: dict[str, Any], body: str, clock: VirtualClock) -> None:
+    """One target's delivery: throttling and server errors are retried up to the target's retry policy,
+    any other refusal is not; the event then goes to the target's DLQ
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html)."""
+    retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", DEFAULT_TARGET_RETRIES))
+    for attempt in range(retries + 1):
+        try:
+            if ":lambda:" in target["Arn"]:
+                _invoke_target_function(rule, target["Arn"], body, clock)
+            else:
+                backend = parser_models.stepfunctions_parser_backends[rule.account_id][rule.region_name]
+                backend.start_execution(target["Arn"], None, body)
+            return
+        except JsonRESTError as error:  # the service refused the call
+            if not _retryable(error) or attempt == retries:
+                _dead_letter(rule, target, event, error, attempt)
+                return
+
+
+def _retryable(error: JsonRESTError) -> bool:
+    return error.code == 429 or error.code >= 500
+
+
+def _invoke_target_function(rule: Any, arn: str, body: str, clock: VirtualClock) -> None:
+    """Lambda's asynchronous invocation: the first attempt and its retries, then the on-failure destination.
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html"""
     function = lambda_models.lambda_backends[rule.account_id][rule.region_name].get_function(arn)
-    response: dict[str, str] = {}
-    payload = function.invoke(body, {"x-amz-invocation-type": "Event"}, response)
-    if "x-amz-function-error" in response:
-        LOG.warning("EventBridge target %s failed: %s", arn, payload)
+    config = function.event_invoke_config[0].config if function.event_invoke_config else {}
+    attempts = 1 + int(config.get("MaximumRetryAttempts", DEFAULT_ASYNC_RETRIES))
+    for attempt in range(attempts):
+        response: dict[str, str] = {}
+        try:
+            payload = function.invoke(body, {"x-amz-invocation-type": "Event"}, response)
+        except JsonRESTError as error:
+            if attempt == 0:
+                raise  # the Invoke call itself was refused: EventBridge's to retry
+            payload, response["x-amz-function-error"] = json.dumps({"errorType": error.error_type}), "Unhandled"
+        if "x-amz-function-error" not in response:
+            return
+    destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    LOG.warning("asynchronous invocation of %s failed %d times: %s", arn, attempts, payload)
+    if destination:
+        # Drawn only here, so that runs without a failure draw what they always did.
+        request_id = str(uuid.UUID(int=clock.random.getrandbits(128), version=4))
+        record = _invocation_record(function, request_id, attempts, json.loads(body), payload, clock)
+        _send(destination, json.dumps(record), {})
+
+
+def _invocation_record(
+    function: Any, request_id: str, attempts: int, request: Any, payload: Any, clock: VirtualClock
+) -> dict[str, Any]:
+    """What Lambda sends a destination for an invocation that failed every attempt
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html)."""
+    return {
+        "version": "1.0",
+        "timestamp": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function.function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": request,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": json.loads(payload),
+    }
+
+
+def _dead_letter(rule: Any, target: dict[str, Any], event: dict[str, Any], error: JsonRESTError, retries: int) -> None:
+    """An event EventBridge could not deliver, with the attributes it adds
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html); without a DLQ it is dropped."""
+    LOG.warning("EventBridge could not deliver to %s: %s", target["Arn"], error)
+    queue = target.get("DeadLetterConfig", {}).get("Arn")
+    if not queue:
+        return
+    code = getattr(error, "error_type", None) or type(error).__name__
+    attributes = {
+        "RULE_ARN": rule.arn,
+        "TARGET_ARN": target["Arn"],
+        "ERROR_CODE": str(code),
+        "ERROR_MESSAGE": str(error)[:256],
+        "RETRY_ATTEMPTS": str(retries),
+    }
+    if _retryable(error):
+        attributes["EXHAUSTED_RETRY_CONDITION"] = "MaximumRetryAttempts"
+    _send(queue, json.dumps(event, default=str), attributes)
+
+
+def _send(queue_arn: str, body: str, attributes: dict[str, str]) -> None:
+    _, _, _, region, account, name = queue_arn.split(":", 5)
+    sqs_models.sqs_backends[account][region].send_message(
+        name, body, message_attributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
+    )

@@ -154,6 +154,9 @@ def resource_policies(logical_id: str, kind: str, props: dict[str, Any]) -> Iter
             yield f"{render(topic)[1:-1]} topic policy", statements(props["PolicyDocument"])
     elif kind == "AWS::S3::BucketPolicy":
         yield f"{render(props['Bucket'])[1:-1]} bucket policy", statements(props["PolicyDocument"])
+    elif kind == "AWS::SQS::QueuePolicy":
+        for queue in props["Queues"]:
+            yield f"{render(queue)[1:-1]} queue policy", statements(props["PolicyDocument"])
     elif kind == "AWS::Lambda::Permission":
         function = render(props["FunctionName"]).strip("{}").removesuffix(".Arn")
         yield f"{function} invoke permission", [permission_statement(props)]
@@ -185,6 +188,7 @@ POLICY_TYPES = {
     "AWS::KMS::Key",
     "AWS::SNS::TopicPolicy",
     "AWS::S3::BucketPolicy",
+    "AWS::SQS::QueuePolicy",
     "AWS::Lambda::Permission",
     "AWS::Events::EventBusPolicy",
 }

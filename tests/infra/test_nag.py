@@ -10,6 +10,10 @@ from typing import Any
 import pytest
 
 ACKNOWLEDGED = "aws:cdk:acknowledged-rules"
+# Findings a rule can only make once on the construct, so acknowledging the rule hides nothing else: the
+# failed-deliveries queue is itself a dead-letter queue, through EventBridge targets and Lambda destinations,
+# which AwsSolutions-SQS3 does not look at (it knows only queue redrive policies and function DLQs).
+WHOLE_RULE = {("/Updraft/FailedDeliveries/Queue", "AwsSolutions::AwsSolutions-SQS3")}
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +59,9 @@ def test_every_acknowledgement_has_a_reason(acknowledgements):
 
 def test_acknowledgements_name_single_findings(acknowledgements):
     # A bare rule id would hide every future finding of that rule on the construct.
-    for _path, finding in acknowledgements:
+    for path, finding in acknowledgements:
         assert finding.startswith("AwsSolutions::AwsSolutions-")
-        assert finding.endswith("]"), finding
+        assert finding.endswith("]") or (path, finding) in WHOLE_RULE, finding
 
 
 def test_no_acknowledgement_is_stale(report, acknowledgements):
@@ -69,5 +73,7 @@ def test_no_acknowledgement_is_stale(report, acknowledgements):
 
 
 def test_only_wildcard_resource_findings_are_acknowledged(acknowledgements):
-    for _path, finding in acknowledgements:
-        assert finding.startswith("AwsSolutions::AwsSolutions-IAM5[Resource::"), finding
+    for path, finding in acknowledgements:
+        assert finding.startswith("AwsSolutions::AwsSolutions-IAM5[Resource::") or (path, finding) in WHOLE_RULE, (
+            finding
+        )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from stacks.definition import definition, substitute
 from stacks.documents import load_document
+from stacks.functions import PowertoolsVersionError, powertools_version
 from tests.routing.machine import deployed
 from updraft.document_digest import document_digest
 
@@ -68,6 +71,7 @@ def test_only_resource_types_the_simulation_can_deploy(resources):
         "AWS::Logs::LogGroup",
         "AWS::Events::Rule",
         "AWS::Lambda::Permission",
+        "AWS::SQS::Queue",
         # Deployed through sim/aws/cloudformation.py where moto's CloudFormation lacks them.
         "AWS::KMS::Key",
         "AWS::SNS::Topic",
@@ -75,11 +79,13 @@ def test_only_resource_types_the_simulation_can_deploy(resources):
         "AWS::SNS::Subscription",
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
+        "AWS::SQS::QueuePolicy",
+        "AWS::Lambda::EventInvokeConfig",
     }
     assert {r["Type"] for r in resources.values()} <= deployable
 
 
-def test_tables_are_encrypted_recoverable_on_demand_and_retained(of_type):
+def test_tables_are_encrypted_recoverable_on_demand_retained_and_protected(of_type):
     keys = {}
     for table in of_type("AWS::DynamoDB::Table").values():
         props = table["Properties"]
@@ -87,6 +93,7 @@ def test_tables_are_encrypted_recoverable_on_demand_and_retained(of_type):
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert props["SSESpecification"]["SSEEnabled"] is True
         assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+        assert props["DeletionProtectionEnabled"] is True
         schema = {k["KeyType"]: k["AttributeName"] for k in props["KeySchema"]}
         keys[tuple(sorted(schema.items()))] = {a["AttributeType"] for a in props["AttributeDefinitions"]}
     assert keys == {(("HASH", "group"),): {"S"}, (("HASH", "pk"), ("RANGE", "sk")): {"S"}}
@@ -123,13 +130,25 @@ def test_functions_share_one_code_asset(functions):
     assert len({json.dumps(f["Code"], sort_keys=True) for f in functions.values()}) == 1
 
 
-def test_powertools_layer_is_resolved_at_deploy_time(template, functions):
+def test_powertools_layer_is_the_release_the_tests_run_resolved_at_deploy_time(template, functions):
+    # The version the tests import, which requirements.lock pins: the layer is that release's, never `latest`.
+    tested = importlib.metadata.version("aws_lambda_powertools")
+    assert f"aws_lambda_powertools=={tested}" in (ROOT / "requirements.lock").read_text().splitlines()
     for function in functions.values():
         (layer,) = function["Layers"]
         parameter = template["Parameters"][layer["Ref"]]
         assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
         runtime = function["Runtime"]
-        assert parameter["Default"] == f"/aws/service/powertools/python/arm64/{runtime}/latest"
+        assert parameter["Default"] == f"/aws/service/powertools/python/arm64/{runtime}/{tested}"
+
+
+def test_a_lock_without_powertools_stops_the_synth(tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("aws-cdk-lib==2.275.0\naws_lambda_powertools_extra==1.0\n")
+    with pytest.raises(PowertoolsVersionError, match="pins no aws_lambda_powertools"):
+        powertools_version(lock)
+    lock.write_text("aws-lambda-powertools[tracer]==3.1.0\n")
+    assert powertools_version(lock) == "3.1.0"
 
 
 def test_each_function_logs_json_to_its_own_retained_log_group(of_type, functions):

@@ -64,3 +64,23 @@ def test_the_input_transformer_fills_placeholders_as_eventbridge_does() -> None:
         "inside": "to 1.26.1 now",
         "number": 3,
     }
+
+
+def test_a_target_that_cannot_be_reached_sends_the_event_to_its_dead_letter_queue(clock) -> None:
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    dlq = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    missing = "arn:aws:states:us-east-1:123456789012:stateMachine:gone"
+    rule = events.put_rule(Name="r", EventPattern=json.dumps({"source": ["updraft"]}))["RuleArn"]
+    target = {"Id": "1", "Arn": missing, "RoleArn": ROLE, "DeadLetterConfig": {"Arn": dlq}}
+    events.put_targets(Rule="r", Targets=[{**target, "RetryPolicy": {"MaximumRetryAttempts": 3}}])
+
+    events.put_events(Entries=[{"Source": "updraft", "DetailType": "Release", "Detail": json.dumps({"v": 1})}])
+
+    (message,) = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"]
+    assert json.loads(message["Body"])["detail"] == {"v": 1}
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    # A state machine that does not exist is no throttle: EventBridge gives up at once, without retrying.
+    assert attributes["ERROR_CODE"] == "StateMachineDoesNotExist"
+    assert (attributes["RULE_ARN"], attributes["TARGET_ARN"], attributes["RETRY_ATTEMPTS"]) == (rule, missing, "0")
+    assert "EXHAUSTED_RETRY_CONDITION" not in attributes
