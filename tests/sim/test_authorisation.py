@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from sim.aws import dynamodb, events, iam
+from sim.clock import VirtualClock
 
 ACCOUNT = "123456789012"
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/ledger"
@@ -205,7 +206,7 @@ def account() -> Iterator[dict[str, Any]]:
     """A ledger table and a Lambda function whose role grants ROLLOUT# partitions only, with the patches."""
     os.environ.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"})
     with mock_aws(), contextlib.ExitStack() as patched:
-        for patcher in [*dynamodb.patches(), *events.patches()]:
+        for patcher in [*dynamodb.patches(), *events.patches(VirtualClock(seed=0))]:
             patched.enter_context(patcher)
         client = boto3.client("dynamodb")
         client.create_table(

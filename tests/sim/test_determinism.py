@@ -37,15 +37,25 @@ def two_groups_at_once(world: World) -> dict[str, Any]:
     """Staging rolls out with a failing host while prod's rollout waits behind a kill switch, polling every
     minute, until staging's second wave starts: two executions sharing virtual time, one sleeping while the
     other works through waves whose steps take longer on a loaded machine."""
-    staging = world.launch("staging", 7, faults={3: {Fault.APPLY_FAILS}, 5: {Fault.BOOT_FALLBACK}})
+    staging = world.launch("staging", 7)
     world.launch("prod", 4)
     controls = Controls(world.outputs["LedgerTableName"])
     controls.engage("prod", "after staging's canary", "release-manager", world.clock.now().isoformat())
+
+    def fail_two_of_the_third_wave(step_input: dict[str, Any], result: dict[str, Any]) -> None:
+        # Chosen from the plan, not from launch order: which hosts the canary and each wave take follows from
+        # the instance ids, which follow from everything the deployment created before them.
+        if step_input["rollout"]["group"] == "staging" and result["progress"].get("done"):
+            records = world.host_records(step_input["rollout"]["rollout_id"]).values()
+            third = sorted(r["instance_id"] for r in records if r.get("wave") == 2)
+            world.inject(third[0], Fault.APPLY_FAILS)
+            world.inject(third[1], Fault.BOOT_FALLBACK)
 
     def release_prod(step_input: dict[str, Any], _result: Any) -> None:
         if step_input["rollout"]["group"] == "staging" and step_input["wave"] == 2:
             controls.release("prod")
 
+    world.after_step("plan_waves", fail_two_of_the_third_wave)
     world.after_step("apply_wave", release_prod)
     world.start({"group": "staging", "target_version": NEW})
     world.start({"group": "prod", "target_version": NEW})

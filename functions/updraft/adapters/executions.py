@@ -20,6 +20,11 @@ def start(state_machine_arn: str, name: str, request: dict[str, Any]) -> bool:
     return True
 
 
-def status(execution_arn: str) -> str:
-    """What Step Functions says of the execution now (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, ...)."""
-    return client("stepfunctions").describe_execution(executionArn=execution_arn)["status"]
+def status(execution_arn: str) -> str | None:
+    """What Step Functions says of the execution now (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, ...), or
+    None if it has no such execution."""
+    sfn = client("stepfunctions")
+    try:
+        return sfn.describe_execution(executionArn=execution_arn)["status"]
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return None
