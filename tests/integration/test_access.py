@@ -4,7 +4,9 @@ reads and writes nothing. The simulation authorises these calls under the assume
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -12,13 +14,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sim.world import ACCOUNT, World
+from updraft.adapters.control import Controls
 from updraft.ledger_schema import (
     REQUEST_FIELDS,
     release_key,
-    request_key,
     rollout_item,
     rollout_key,
-    switch_item,
 )
 
 pytestmark = pytest.mark.integration
@@ -51,27 +52,15 @@ def denied(call: Any) -> str:
     return raised.value.response["Error"]["Message"]
 
 
-def pause(table: Any, rollout_id: str) -> None:
-    """What `updraft pause` writes (updraft.adapters.control): the request, if the rollout runs."""
-    table.meta.client.transact_write_items(
-        TransactItems=[
-            {
-                "ConditionCheck": {
-                    "TableName": table.name,
-                    "Key": rollout_key(rollout_id),
-                    "ConditionExpression": "attribute_exists(pk)",
-                }
-            },
-            {
-                "Update": {
-                    "TableName": table.name,
-                    "Key": request_key(rollout_id),
-                    "UpdateExpression": "SET paused = :yes",
-                    "ExpressionAttributeValues": {":yes": True},
-                }
-            },
-        ]
-    )
+@contextlib.contextmanager
+def signed_in(session: boto3.Session) -> Iterator[None]:
+    """The CLI's adapters, run under `session` (they use boto3's default session, as the CLI does)."""
+    before = boto3.DEFAULT_SESSION
+    boto3.DEFAULT_SESSION = session
+    try:
+        yield
+    finally:
+        boto3.DEFAULT_SESSION = before
 
 
 @pytest.fixture
@@ -81,13 +70,18 @@ def running(world: World) -> str:
 
 
 def test_the_operator_steers_and_records_nothing_of_a_rollout(world, running):
-    ledger = person(world, "OperatorPolicyArn", "operator").resource("dynamodb").Table(world.outputs["LedgerTableName"])
+    session = person(world, "OperatorPolicyArn", "operator")
+    ledger = session.resource("dynamodb").Table(world.outputs["LedgerTableName"])
 
-    ledger.put_item(Item=switch_item("web", "freeze", "alice", "2030-01-01T00:00:00Z"))
-    pause(ledger, running)
-    ledger.delete_item(Key={"pk": "CONTROL", "sk": "GROUP#web"})
+    with signed_in(session):  # what `updraft kill-switch on|off` and `updraft pause` do, as the operator
+        controls = Controls(world.outputs["LedgerTableName"])
+        controls.engage("web", "freeze", "alice", "2030-01-01T00:00:00Z")
+        controls.pause(running, "watch", "alice", "2030-01-01T00:00:00Z")
+        controls.release("web")
 
-    assert {k: v for k, v in world.rollout_record(running).items() if k in REQUEST_FIELDS} == {"paused": True}
+    requests = {k: v for k, v in world.rollout_record(running).items() if k in REQUEST_FIELDS}
+    assert requests == {"paused": True, "pause": {"reason": "watch", "by": "alice", "at": "2030-01-01T00:00:00Z"}}
+    assert Controls(world.outputs["LedgerTableName"]).switches() == []
     message = denied(
         lambda: ledger.update_item(
             Key=rollout_key(running),
@@ -105,5 +99,9 @@ def test_the_viewer_reads_and_writes_nothing(world, running):
     ledger = session.resource("dynamodb").Table(world.outputs["LedgerTableName"])
 
     assert ledger.get_item(Key=rollout_key(running))["Item"]["status"] == "rolling-out"
-    denied(lambda: ledger.put_item(Item=switch_item(None, "freeze", "mallory", "2030-01-01T00:00:00Z")))
-    denied(lambda: pause(ledger, running))
+    with signed_in(session):
+        controls = Controls(world.outputs["LedgerTableName"])
+        assert controls.switches() == []  # `updraft kill-switch status` reads
+        denied(lambda: controls.engage(None, "freeze", "mallory", "2030-01-01T00:00:00Z"))
+        with pytest.raises(ClientError, match="AccessDenied"):
+            controls.pause(running, "watch", "mallory", "2030-01-01T00:00:00Z")
