@@ -77,25 +77,17 @@ def state_machine(resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return state_machine["Properties"]
 
 
-@pytest.fixture(scope="session")
-def asl_validator() -> Path:
-    tool = ROOT / "node_modules" / ".bin" / "asl-validator"
+def installed(tool: Path, how: str) -> Path:
     if not tool.exists():
-        pytest.fail(f"{tool} is missing: run `make setup` (npm ci installs it from package-lock.json)")
+        pytest.fail(f"{tool} is missing: run `make setup` ({how})")
     return tool
 
 
-@pytest.fixture(scope="session")
-def statelint() -> Path:
-    tool = ROOT / "node_modules" / ".bin" / "statelint"
-    if not tool.exists():
-        pytest.fail(f"{tool} is missing: run `make setup` (npm ci installs it from package-lock.json)")
-    return tool
+def node_tool(name: str) -> Path:
+    """A linter npm installs (asl-validator, statelint)."""
+    return installed(ROOT / "node_modules" / ".bin" / name, "npm ci installs it from package-lock.json")
 
 
 @pytest.fixture(scope="session")
 def checkov() -> Path:
-    tool = ROOT / ".venv-scan" / "bin" / "checkov"
-    if not tool.exists():
-        pytest.fail(f"{tool} is missing: run `make setup` (it installs checkov from requirements-scan.lock)")
-    return tool
+    return installed(ROOT / ".venv-scan" / "bin" / "checkov", "it installs checkov from requirements-scan.lock")

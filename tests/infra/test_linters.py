@@ -9,22 +9,27 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from cfnlint.api import lint
 
 from stacks.definition import definition
+from tests.infra.conftest import node_tool
 
 # CDK adds DependsOn on a role beside the GetAtt of it; harmless, and not ours to change.
 IGNORED_CFN_LINT_RULES = ["W3005"]
 
 
-def validate_asl(asl_validator: Path, definition: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(asl_validator), "--json-path", str(definition)], capture_output=True, text=True, timeout=60
-    )
+# Each ASL linter: how it is run on a file, and what it says of a dangling Next (each checks a different state).
+LINTERS = {
+    "asl-validator": (["--json-path"], "IsLockAcquired", "Default", "NoSuchState"),
+    "statelint": ([], "CheckRelease", "Next", 'No state found named "NoSuchState"'),
+}
 
 
-def statelint_asl(statelint: Path, definition: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(statelint), str(definition)], capture_output=True, text=True, timeout=60)
+def lint_asl(linter: str, definition_file: Path) -> subprocess.CompletedProcess[str]:
+    flags = LINTERS[linter][0]
+    tool = node_tool(linter)
+    return subprocess.run([str(tool), *flags, str(definition_file)], capture_output=True, text=True, timeout=60)
 
 
 def deployed_definition(state_machine) -> str:
@@ -42,49 +47,29 @@ def test_cfn_lint_is_clean(template):
     assert [str(match) for match in matches] == []
 
 
-def test_asl_validator_accepts_the_definition(asl_validator, tmp_path):
+@pytest.mark.parametrize("linter", LINTERS)
+def test_the_linter_accepts_the_definition(linter, tmp_path):
     path = tmp_path / "rollout.asl.json"
     path.write_text(definition())
-    result = validate_asl(asl_validator, path)
+    result = lint_asl(linter, path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_asl_validator_accepts_the_deployed_definition(asl_validator, state_machine, tmp_path):
+@pytest.mark.parametrize("linter", LINTERS)
+def test_the_linter_accepts_the_deployed_definition(linter, state_machine, tmp_path):
     path = tmp_path / "deployed.asl.json"
     path.write_text(deployed_definition(state_machine))
-    result = validate_asl(asl_validator, path)
+    result = lint_asl(linter, path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_asl_validator_rejects_a_dangling_next(asl_validator, tmp_path):
+@pytest.mark.parametrize("linter", LINTERS)
+def test_the_linter_rejects_a_dangling_next(linter, tmp_path):
+    _, state, field, said = LINTERS[linter]
     loaded = json.loads(definition())
-    loaded["States"]["IsLockAcquired"]["Default"] = "NoSuchState"
+    loaded["States"][state][field] = "NoSuchState"
     broken = tmp_path / "broken.asl.json"
     broken.write_text(json.dumps(loaded))
-    result = validate_asl(asl_validator, broken)
+    result = lint_asl(linter, broken)
     assert result.returncode != 0
-    assert "NoSuchState" in result.stdout + result.stderr
-
-
-def test_statelint_accepts_the_definition(statelint, tmp_path):
-    path = tmp_path / "rollout.asl.json"
-    path.write_text(definition())
-    result = statelint_asl(statelint, path)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_statelint_accepts_the_deployed_definition(statelint, state_machine, tmp_path):
-    path = tmp_path / "deployed.asl.json"
-    path.write_text(deployed_definition(state_machine))
-    result = statelint_asl(statelint, path)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_statelint_rejects_a_dangling_next(statelint, tmp_path):
-    loaded = json.loads(definition())
-    loaded["States"]["CheckRelease"]["Next"] = "NoSuchState"
-    broken = tmp_path / "broken.asl.json"
-    broken.write_text(json.dumps(loaded))
-    result = statelint_asl(statelint, broken)
-    assert result.returncode != 0
-    assert 'No state found named "NoSuchState"' in result.stdout + result.stderr
+    assert said in result.stdout + result.stderr
