@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -88,105 +89,74 @@ class _Created:
         return True
 
 
-class _Subscription:
-    @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> _Created:
-        properties = cloudformation_json["Properties"]
-        topic_arn = properties["TopicArn"]
-        subscription = sns.backend(topic_arn).subscribe(topic_arn, properties["Endpoint"], properties["Protocol"])
-        return _Created(subscription.arn, {"Arn": subscription.arn})
+def _subscription(properties: dict[str, Any], resource_name: str, account_id: str, region_name: str) -> _Created:
+    topic_arn = properties["TopicArn"]
+    subscription = sns.backend(topic_arn).subscribe(topic_arn, properties["Endpoint"], properties["Protocol"])
+    return _Created(subscription.arn, {"Arn": subscription.arn})
 
 
-class _TopicPolicy:
-    @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> _Created:
-        properties = cloudformation_json["Properties"]
-        for topic_arn in properties["Topics"]:
-            sns.backend(topic_arn).set_topic_attribute(topic_arn, "policy", json.dumps(properties["PolicyDocument"]))
-        return _Created(resource_name)
+def _topic_policy(properties: dict[str, Any], resource_name: str, account_id: str, region_name: str) -> _Created:
+    for topic_arn in properties["Topics"]:
+        sns.backend(topic_arn).set_topic_attribute(topic_arn, "policy", json.dumps(properties["PolicyDocument"]))
+    return _Created(resource_name)
 
 
-class _Alarm:
-    @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> _Created:
-        p = cloudformation_json["Properties"]
-        name = p.get("AlarmName", resource_name)
-        alarm = cloudwatch_models.cloudwatch_backends[account_id][region_name].put_metric_alarm(
-            name=name,
-            namespace=p.get("Namespace"),
-            metric_name=p.get("MetricName"),
-            metric_data_queries=[_query(q) for q in p.get("Metrics", [])] or None,
-            comparison_operator=p["ComparisonOperator"],
-            evaluation_periods=int(p["EvaluationPeriods"]),
-            datapoints_to_alarm=p.get("DatapointsToAlarm"),
-            period=p.get("Period"),
-            threshold=float(p["Threshold"]),
-            statistic=p.get("Statistic"),
-            extended_statistic=p.get("ExtendedStatistic"),
-            description=p.get("AlarmDescription"),
-            dimensions=p.get("Dimensions", []),
-            alarm_actions=p.get("AlarmActions", []),
-            ok_actions=p.get("OKActions", []),
-            insufficient_data_actions=p.get("InsufficientDataActions", []),
-            unit=p.get("Unit"),
-            actions_enabled=p.get("ActionsEnabled", True),
-            treat_missing_data=p.get("TreatMissingData"),
-            evaluate_low_sample_count_percentile=p.get("EvaluateLowSampleCountPercentile"),
-            threshold_metric_id=p.get("ThresholdMetricId"),
-        )
-        return _Created(name, {"Arn": alarm.alarm_arn})
+def _alarm(p: dict[str, Any], resource_name: str, account_id: str, region_name: str) -> _Created:
+    name = p.get("AlarmName", resource_name)
+    alarm = cloudwatch_models.cloudwatch_backends[account_id][region_name].put_metric_alarm(
+        name=name,
+        namespace=p.get("Namespace"),
+        metric_name=p.get("MetricName"),
+        metric_data_queries=[_query(q) for q in p.get("Metrics", [])] or None,
+        comparison_operator=p["ComparisonOperator"],
+        evaluation_periods=int(p["EvaluationPeriods"]),
+        datapoints_to_alarm=p.get("DatapointsToAlarm"),
+        period=p.get("Period"),
+        threshold=float(p["Threshold"]),
+        statistic=p.get("Statistic"),
+        extended_statistic=p.get("ExtendedStatistic"),
+        description=p.get("AlarmDescription"),
+        dimensions=p.get("Dimensions", []),
+        alarm_actions=p.get("AlarmActions", []),
+        ok_actions=p.get("OKActions", []),
+        insufficient_data_actions=p.get("InsufficientDataActions", []),
+        unit=p.get("Unit"),
+        actions_enabled=p.get("ActionsEnabled", True),
+        treat_missing_data=p.get("TreatMissingData"),
+        evaluate_low_sample_count_percentile=p.get("EvaluateLowSampleCountPercentile"),
+        threshold_metric_id=p.get("ThresholdMetricId"),
+    )
+    return _Created(name, {"Arn": alarm.alarm_arn})
 
 
-class _EventBusPolicy:
-    @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> _Created:
-        properties = cloudformation_json["Properties"]
-        backend = events_models.events_backends[account_id][region_name]
-        statement = {**properties["Statement"], "Sid": properties["StatementId"]}
-        bus = properties.get("EventBusName", "default")
-        if not isinstance(bus, str):  # moto resolves a Ref to a bus it created to the bus itself
-            bus = bus.name
-        backend.describe_event_bus(bus).add_policy({"Statement": [statement]})
-        return _Created(properties["StatementId"])
+def _event_bus_policy(properties: dict[str, Any], resource_name: str, account_id: str, region_name: str) -> _Created:
+    backend = events_models.events_backends[account_id][region_name]
+    statement = {**properties["Statement"], "Sid": properties["StatementId"]}
+    bus = properties.get("EventBusName", "default")
+    if not isinstance(bus, str):  # moto resolves a Ref to a bus it created to the bus itself
+        bus = bus.name
+    backend.describe_event_bus(bus).add_policy({"Statement": [statement]})
+    return _Created(properties["StatementId"])
 
 
-class _QueuePolicy:
-    @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> _Created:
-        properties = cloudformation_json["Properties"]
-        backend = sqs_models.sqs_backends[account_id][region_name]
-        for url in properties["Queues"]:
-            name = url.rstrip("/").rsplit("/", 1)[-1]
-            backend.set_queue_attributes(name, {"Policy": json.dumps(properties["PolicyDocument"])})
-        return _Created(resource_name)
+def _queue_policy(properties: dict[str, Any], resource_name: str, account_id: str, region_name: str) -> _Created:
+    backend = sqs_models.sqs_backends[account_id][region_name]
+    for url in properties["Queues"]:
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        backend.set_queue_attributes(name, {"Policy": json.dumps(properties["PolicyDocument"])})
+    return _Created(resource_name)
 
 
-class _EventInvokeConfig:
+def _event_invoke_config(properties: dict[str, Any], resource_name: str, account_id: str, region_name: str) -> _Created:
     """Retries and destinations of a function's asynchronous invocations (sim/aws/events.py honours them)."""
-
-    @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> _Created:
-        properties = cloudformation_json["Properties"]
-        config = {
-            key: properties[key]
-            for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
-            if key in properties
-        }
-        backend = lambda_models.lambda_backends[account_id][region_name]
-        backend.put_function_event_invoke_config(properties["FunctionName"], config)
-        return _Created(resource_name)
+    config = {
+        key: properties[key]
+        for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+        if key in properties
+    }
+    backend = lambda_models.lambda_backends[account_id][region_name]
+    backend.put_function_event_invoke_config(properties["FunctionName"], config)
+    return _Created(resource_name)
 
 
 def _query(query: dict[str, Any]) -> MetricDataQuery:
@@ -207,11 +177,25 @@ def _query(query: dict[str, Any]) -> MetricDataQuery:
     )
 
 
+def _model(create: Callable[[dict[str, Any], str, str, str], _Created]) -> type:
+    """moto's resource protocol (a class whose `create_from_cloudformation_json` makes the resource) around
+    `create(properties, resource_name, account_id, region_name)`."""
+
+    class Model:
+        @classmethod
+        def create_from_cloudformation_json(
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        ) -> _Created:
+            return create(cloudformation_json["Properties"], resource_name, account_id, region_name)
+
+    return Model
+
+
 MODELS = {
-    "AWS::SNS::Subscription": _Subscription,
-    "AWS::SNS::TopicPolicy": _TopicPolicy,
-    "AWS::CloudWatch::Alarm": _Alarm,
-    "AWS::Events::EventBusPolicy": _EventBusPolicy,
-    "AWS::SQS::QueuePolicy": _QueuePolicy,
-    "AWS::Lambda::EventInvokeConfig": _EventInvokeConfig,
+    "AWS::SNS::Subscription": _model(_subscription),
+    "AWS::SNS::TopicPolicy": _model(_topic_policy),
+    "AWS::CloudWatch::Alarm": _model(_alarm),
+    "AWS::Events::EventBusPolicy": _model(_event_bus_policy),
+    "AWS::SQS::QueuePolicy": _model(_queue_policy),
+    "AWS::Lambda::EventInvokeConfig": _model(_event_invoke_config),
 }
