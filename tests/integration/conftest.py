@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sim.update_repository import UpdateRepository
 from sim.world import World
 from stacks import synthesize
 from updraft.config import UpdraftConfig
 from updraft.domain.host_record import FINAL
 from updraft.domain.waves import Candidate, plan_waves
+
+
+def detection_config(repository: UpdateRepository, trust_dir: Path) -> dict[str, Any]:
+    """A `detection` section trusting the local repository's root, written to `trust_dir` with its SHA-512."""
+    root = trust_dir / "root.json"
+    root.write_bytes(repository.trusted_root)
+    return {
+        "metadata_base_url": repository.metadata_base_url,
+        "targets_base_url": repository.targets_base_url,
+        "trusted_root_file": str(root),
+        "trusted_root_sha512": hashlib.sha512(root.read_bytes()).hexdigest(),
+    }
+
 
 CONFIG = UpdraftConfig.model_validate(
     {

@@ -3,7 +3,6 @@ served on 127.0.0.1, and announcements reach Updraft's bus (read here through an
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from sim.deploy import ACCOUNT, REGION
 from sim.update_repository import UpdateRepository
 from sim.world import World
 from stacks import synthesize
-from tests.integration.conftest import assert_calls_granted
+from tests.integration.conftest import assert_calls_granted, detection_config
 from updraft import detection
 from updraft.config import UpdraftConfig
 
@@ -35,19 +34,8 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateRepos
 
 @pytest.fixture(scope="module")
 def template(repository: UpdateRepository, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("trust") / "root.json"
-    root.write_bytes(repository.trusted_root)
-    config = UpdraftConfig.model_validate(
-        {
-            "groups": [{"name": "web", "variant": "aws-ecs-2"}],
-            "detection": {
-                "metadata_base_url": repository.metadata_base_url,
-                "targets_base_url": repository.targets_base_url,
-                "trusted_root_file": str(root),
-                "trusted_root_sha512": hashlib.sha512(root.read_bytes()).hexdigest(),
-            },
-        }
-    )
+    detection = detection_config(repository, tmp_path_factory.mktemp("trust"))
+    config = UpdraftConfig.model_validate({"groups": [{"name": "web", "variant": "aws-ecs-2"}], "detection": detection})
     return synthesize(config)
 
 

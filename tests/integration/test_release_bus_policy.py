@@ -4,7 +4,6 @@ reaches the ledger only as far as its deployed role allows."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,6 +18,7 @@ from sim.clock import EPOCH
 from sim.update_repository import UpdateRepository
 from sim.world import ACCOUNT, World
 from stacks import synthesize
+from tests.integration.conftest import detection_config
 from updraft.config import UpdraftConfig
 
 pytestmark = pytest.mark.integration
@@ -39,14 +39,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateRepos
 
 @pytest.fixture(scope="module")
 def world(repository: UpdateRepository, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("trust") / "root.json"
-    root.write_bytes(repository.trusted_root)
-    detection = {
-        "metadata_base_url": repository.metadata_base_url,
-        "targets_base_url": repository.targets_base_url,
-        "trusted_root_file": str(root),
-        "trusted_root_sha512": hashlib.sha512(root.read_bytes()).hexdigest(),
-    }
+    detection = detection_config(repository, tmp_path_factory.mktemp("trust"))
     config = {"groups": [{"name": "staging", "variant": "aws-ecs-2"}], "detection": detection}
     with World(synthesize(UpdraftConfig.model_validate(config))) as simulated:
         yield simulated

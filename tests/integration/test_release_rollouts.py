@@ -3,7 +3,6 @@ rollout through its EventBridge rule, and the group's release policy decides whe
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from sim.clock import EPOCH
 from sim.update_repository import UpdateRepository
 from sim.world import World
 from stacks import synthesize
+from tests.integration.conftest import detection_config
 from updraft.config import UpdraftConfig
 
 pytestmark = pytest.mark.integration
@@ -31,8 +31,6 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateRepos
 
 @pytest.fixture(scope="module")
 def template(repository: UpdateRepository, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("trust") / "root.json"
-    root.write_bytes(repository.trusted_root)
     groups = [
         {"name": "staging", "variant": "aws-ecs-2"},
         {"name": "prod", "variant": "aws-ecs-2", "follows": "staging"},
@@ -40,12 +38,7 @@ def template(repository: UpdateRepository, tmp_path_factory: pytest.TempPathFact
         {"name": "k8s", "variant": "aws-k8s-1.31"},
         {"name": "manual", "variant": "aws-ecs-2", "auto_rollout": False},
     ]
-    detection = {
-        "metadata_base_url": repository.metadata_base_url,
-        "targets_base_url": repository.targets_base_url,
-        "trusted_root_file": str(root),
-        "trusted_root_sha512": hashlib.sha512(root.read_bytes()).hexdigest(),
-    }
+    detection = detection_config(repository, tmp_path_factory.mktemp("trust"))
     return synthesize(UpdraftConfig.model_validate({"groups": groups, "detection": detection}))
 
 
