@@ -74,6 +74,8 @@ class FunctionSpec:
     unscoped_actions: tuple[str, ...] = ()  # read/list actions that take no resource-level permissions
     reboots_hosts: bool = False
     ecs_actions: tuple[str, ...] = ()  # on the configured ECS groups' clusters only (none when no group uses ECS)
+    # Into the configured EKS groups' clusters (eks:DescribeCluster, and an access entry there: stacks/eks_access.py)
+    reaches_nodes: bool = False
     takes_lock: bool = False
     releases_lock: bool = False
     step: bool = True  # a task of the rollout state machine (else: invoked by an EventBridge rule)
@@ -125,6 +127,7 @@ FUNCTIONS = (
         ecs_actions=("ecs:ListContainerInstances", *_ECS_WATCH),
         publishes_events=True,
         reads_alarms=True,
+        reaches_nodes=True,
     ),
     FunctionSpec(
         "check_hosts",
@@ -134,6 +137,7 @@ FUNCTIONS = (
         publishes_events=True,
         reads_alarms=True,
         ecs_actions=_ECS_WATCH,
+        reaches_nodes=True,
     ),
     FunctionSpec("bake", timeout_minutes=1, publishes_events=True, reads_alarms=True),
     FunctionSpec(
@@ -142,9 +146,15 @@ FUNCTIONS = (
         unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, _LIST_COMMANDS),
     ),
     FunctionSpec("abort_rollout", timeout_minutes=1),
-    # Both put ECS hosts a failed rollout left draining (nothing applied yet) back to ACTIVE.
+    # Both put ECS hosts a failed rollout left draining (nothing applied yet) back to ACTIVE, and uncordon such
+    # EKS nodes.
     FunctionSpec(
-        "finish", timeout_minutes=1, publishes_events=True, ecs_actions=_ECS_REACTIVATE, writes_ledger=(ROLLOUT, GROUP)
+        "finish",
+        timeout_minutes=1,
+        publishes_events=True,
+        ecs_actions=_ECS_REACTIVATE,
+        reaches_nodes=True,
+        writes_ledger=(ROLLOUT, GROUP),
     ),
     # Settles an execution that ended outside its own error handling: stopped, timed out.
     FunctionSpec(
@@ -154,6 +164,7 @@ FUNCTIONS = (
         step=False,
         publishes_events=True,
         ecs_actions=_ECS_REACTIVATE,
+        reaches_nodes=True,
         writes_ledger=(ROLLOUT, GROUP),
         describes_executions=True,  # the event's word is checked before anything is settled
     ),
@@ -288,7 +299,20 @@ class RolloutFunctions(Construct):
             statements.append(self.publish_lifecycle_events())
         if spec.ecs_actions and self._clusters():
             statements += self._ecs_statements(spec.ecs_actions)
+        if spec.reaches_nodes and self.eks_clusters():
+            statements.append(self._describe_clusters())
         return statements
+
+    def eks_clusters(self) -> list[str]:
+        """The EKS clusters of the configured groups."""
+        return sorted({group.eks.cluster for group in self.config.groups if group.eks})
+
+    def _describe_clusters(self) -> iam.PolicyStatement:
+        """The endpoint and CA of the groups' EKS clusters: what the functions may do inside them is the
+        cluster's own RBAC (eks/rbac.yaml), for the Kubernetes group their access entries map them to."""
+        stack = Stack.of(self)
+        clusters = [stack.format_arn(service="eks", resource="cluster", resource_name=c) for c in self.eks_clusters()]
+        return iam.PolicyStatement(actions=["eks:DescribeCluster"], resources=clusters)
 
     def ledger_writes(self, prefixes: tuple[str, ...]) -> iam.PolicyStatement:
         """Writes of ledger items whose partition key starts with one of `prefixes`, and of no other."""

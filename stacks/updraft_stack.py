@@ -9,6 +9,8 @@ from constructs import Construct
 
 from stacks.access import Access
 from stacks.delivery import FailedDeliveries
+from stacks.eks_access import ClusterAccess
+from stacks.functions import FUNCTIONS
 from stacks.ledger import Ledger
 from stacks.observability import Observability
 from stacks.release_watch import ReleaseWatch
@@ -26,6 +28,8 @@ class UpdraftStack(Stack):
         engine = RolloutEngine(
             self, "RolloutEngine", config=config, ledger=ledger.table, locks=ledger.locks, failures=failures
         )
+        reaching = {spec.name: engine.functions[spec.name] for spec in FUNCTIONS if spec.reaches_nodes}
+        ClusterAccess(self, "ClusterAccess", config=config, functions=reaching)
         if config.detection:
             watch = ReleaseWatch(
                 self,

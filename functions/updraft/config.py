@@ -94,6 +94,24 @@ class EcsPolicy(Strict):
     unmanaged_tasks: Literal["skip", "wait"] = "skip"
 
 
+class EksPolicy(Strict):
+    """The group's hosts are nodes of this EKS cluster: cordon and drain each one before its update, uncordon it
+    once it is Ready on the new version."""
+
+    # CreateCluster's name rule: 1-100 characters, alphanumerics, hyphens and underscores, starting alphanumeric.
+    cluster: Annotated[str, Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")]
+    # EKS managed node groups give a node's pods 15 minutes to leave before the update fails.
+    drain_timeout_seconds: Annotated[int, Field(ge=60, le=7200)] = 900
+    # A PodDisruptionBudget (or a do-not-disrupt pod) still refuses at the deadline: leave the node as it was,
+    # uncordoned, or keep waiting until the budget allows the eviction (an abort or a halt still releases it).
+    pdb_blocked: Literal["skip", "wait"] = "skip"
+    # Pods evicted at once from one node, as the Bottlerocket update operator does (five).
+    evict_concurrency: Annotated[int, Field(ge=1, le=50)] = 5
+    # Create the access entries that map the functions' roles into the cluster (a cluster in this account and
+    # region, with the access entry API enabled); false: its owner maps them (README, "EKS").
+    access_entries: bool = True
+
+
 class MaintenanceWindow(Strict):
     """When new waves may start: a cron expression (minute hour day month weekday), its length and time zone."""
 
@@ -145,6 +163,7 @@ class GroupPolicy(Strict):
     bake_seconds: Annotated[int, Field(ge=0, le=7 * 86_400)] = 0
     health_check: HealthCheck | None = None
     ecs: EcsPolicy | None = None
+    eks: EksPolicy | None = None
     maintenance_window: MaintenanceWindow | None = None
     rollback_window_hours: Annotated[int, Field(ge=0, le=30 * 24)] = 24
 
@@ -156,7 +175,15 @@ class GroupPolicy(Strict):
             seconds += self.health_check.timeout_seconds
         if self.ecs:
             seconds += self.ecs.drain_timeout_seconds
+        if self.eks:
+            seconds += self.eks.drain_timeout_seconds
         return seconds
+
+    @model_validator(mode="after")
+    def _one_orchestrator(self) -> GroupPolicy:
+        if self.ecs and self.eks:
+            raise ValueError("eks: a group's hosts run either ECS (ecs) or Kubernetes (eks) workloads, not both")
+        return self
 
     @model_validator(mode="after")
     def _waves_fit_the_window(self) -> GroupPolicy:

@@ -33,3 +33,12 @@ class RollbackRefused(UpdraftError):
 class DocumentChanged(UpdraftError):
     """An SSM document's default version is not the content the stack deployed: nothing is sent with it. Not
     retried: the content stays changed until someone looks, so the rollout fails and records its hosts."""
+
+
+class KubernetesApiError(UpdraftError):
+    """An EKS cluster's Kubernetes API refused a request for good (forbidden, invalid): not retried, the rollout
+    fails and records its hosts, so that someone fixes the cluster's access first."""
+
+
+class KubernetesUnavailable(UpdraftError):
+    """An EKS cluster's Kubernetes API did not answer, or answered with a server error: the step is retried."""

@@ -84,3 +84,8 @@ def cluster_access(cluster: str, region: str, now: datetime) -> ClusterAccess:
     )
     _access[cluster] = access
     return access
+
+
+def forget(cluster: str) -> None:
+    """The API server refused the token: the next access makes a new one."""
+    _access.pop(cluster, None)

@@ -14,12 +14,14 @@ from pydantic import BaseModel, ConfigDict
 
 class HostState(StrEnum):
     PENDING = "pending"
-    DRAINING = "draining"  # its container instance drains; nothing applied yet
+    DRAINING = "draining"  # its container instance drains, or its node is cordoned and drained; nothing applied yet
     APPLYING = "applying"
     REBOOTING = "rebooting"
     VERIFYING = "verifying"
     CHECKING_HEALTH = "checking-health"  # verified; the group's health command runs
-    ACTIVATING = "activating"  # verified and healthy; its container instance is ACTIVE again, awaiting the agent
+    # Verified and healthy: its container instance is ACTIVE again, awaiting the agent; or its node must be Ready on
+    # the new version before it is uncordoned.
+    ACTIVATING = "activating"
     UPDATED = "updated"
     FAILED = "failed"
     ROLLING_BACK = "rolling-back"
@@ -53,7 +55,9 @@ class RollbackStep(StrEnum):
     COMMAND = "command"  # rollback document sent
     REBOOT = "reboot"  # rollback rebooted the host; waiting for the agent
     VERIFY = "verify"  # verify document sent, expecting the previous version
-    ACTIVATE = "activate"  # back on the previous version; its container instance set ACTIVE, awaiting the agent
+    # Back on the previous version: its container instance set ACTIVE, awaiting the agent; or its node awaited
+    # Ready before it is uncordoned.
+    ACTIVATE = "activate"
 
 
 class HostRecord(BaseModel):
@@ -79,6 +83,12 @@ class HostRecord(BaseModel):
     # ECS groups: the host's container instance, found when its wave starts.
     ecs_cluster: str | None = None
     container_instance: str | None = None
+    # EKS groups: the host's node, found (and cordoned) when its wave starts.
+    eks_cluster: str | None = None
+    node_name: str | None = None
+    drain_refusals: int = 0  # evictions refused in a row (a PodDisruptionBudget): the next try backs off
+    evict_after: str | None = None  # no eviction is tried before then
+    drain_blocked: str = ""  # why the last eviction was refused
     updated_at: str = ""
     history: tuple[str, ...] = ()
     # Written before a document is sent, cleared when its command id is recorded: a step that stopped in

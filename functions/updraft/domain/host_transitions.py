@@ -5,9 +5,10 @@ r"""Each host's way through a rollout, as a pure function of what was last obser
                    v              +------------+------------+----------------+-----------------+--> failed
                 skipped                                                  failed -> rolling-back -> rolled-back
                                                                                               \-> rollback-failed
-Draining and activating are for the container instances of an ECS group; checking-health for a group
-with a health command. A host is only ever *touched* by an action this module asks for (send a
-document, reboot through EC2, set its container instance's state), and every touched host ends in a
+Draining and activating are for the container instances of an ECS group and the nodes of an EKS group (cordoned
+and drained before the update, uncordoned once Ready on the new version); checking-health for a group with a
+health command. A host is only ever *touched* by an action this module asks for (send a document, reboot through
+EC2, set its container instance's state, cordon its node or evict its pods), and every touched host ends in a
 final state: updated, rolled-back, rollback-failed, or skipped when its drain left it untouched.
 """
 
@@ -16,8 +17,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from updraft.config import GroupPolicy
+from updraft.domain import nodes
 from updraft.domain.command_output import command_outcome, health_verdict, verify_verdict
-from updraft.domain.host_actions import Observation, RebootThroughEc2, SendDocument, SetContainerState, Step
+from updraft.domain.host_actions import (
+    EvictPods,
+    NodeView,
+    Observation,
+    RebootThroughEc2,
+    SendDocument,
+    SetContainerState,
+    SetSchedulable,
+    Step,
+)
 from updraft.domain.host_record import Doc, HostRecord, HostState, RollbackStep, deadline_after
 from updraft.domain.reports import ApplyReport, HealthReport, RollbackReport, VerifyReport
 
@@ -104,6 +115,8 @@ def _skip_undrained(record: HostRecord, reason: str, now: datetime) -> Step:
 
 
 def _draining(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    if record.node_name:
+        return _draining_node(record, seen.node, now, policy)
     container = seen.container
     if container is None:
         note = f"container instance {record.container_instance} is no longer in cluster {record.ecs_cluster}"
@@ -121,6 +134,91 @@ def _draining(record: HostRecord, seen: Observation, now: datetime, policy: Grou
     return Step(record.move(HostState.DRAINING, note, now) if note != record.note else record)
 
 
+# -- EKS nodes: cordon, evict, uncordon ---------------------------------------------------------------------
+def begin_node_drain(record: HostRecord, cluster: str, node: str, now: datetime, policy: GroupPolicy) -> Step:
+    """Cordon the host's node: the scheduler places nothing more on it; its pods are evicted next."""
+    timeout = policy.eks.drain_timeout_seconds if policy.eks else 0
+    moved = record.move(
+        HostState.DRAINING,
+        f"cordoning node {node}",
+        now,
+        eks_cluster=cluster,
+        node_name=node,
+        deadline=deadline_after(now, timeout),
+    )
+    return Step(moved, SetSchedulable(False))
+
+
+def release_drain(record: HostRecord, reason: str, now: datetime) -> Step:
+    """Nothing was applied: the node (or container instance) takes work again and the host is left as it was."""
+    if record.node_name:
+        note = f"{reason}; nothing applied, node {record.node_name} uncordoned"
+        return Step(record.move(HostState.SKIPPED, note, now, deadline=None), SetSchedulable(True))
+    return _skip_undrained(record, reason, now)
+
+
+def _draining_node(record: HostRecord, node: NodeView | None, now: datetime, policy: GroupPolicy) -> Step:
+    if node is None:
+        note = f"node {record.node_name} is no longer in cluster {record.eks_cluster}; nothing applied"
+        return Step(record.move(HostState.SKIPPED, note, now, deadline=None))
+    if not nodes.waited_on(node):
+        return start_apply(record, f"node {node.name} drained, apply sent", now, policy)
+    eks = policy.eks
+    timeout, waits = (eks.drain_timeout_seconds, eks.pdb_blocked == "wait") if eks else (0, False)
+    blocked = _drain_blocker(record, node)
+    if _past(record, now) and not waits:
+        return release_drain(record, f"drain did not finish within {timeout} s ({blocked})", now)
+    late = f"drain past its {timeout} s deadline, waiting as pdb_blocked is wait: " if _past(record, now) else ""
+    evictions = nodes.next_evictions(node, eks.evict_concurrency if eks else 1)
+    retry_at = record.evict_after
+    if evictions and (retry_at is None or now >= datetime.fromisoformat(retry_at)):
+        note = f"{late}evicting {len(evictions)} pods" + (f" (last refusal: {record.drain_blocked})" if late else "")
+        return Step(record.move(HostState.DRAINING, note, now), EvictPods(evictions))
+    note = f"{late}waiting: {blocked}"
+    return Step(record.move(HostState.DRAINING, note, now) if note != record.note else record)
+
+
+def _drain_blocker(record: HostRecord, node: NodeView) -> str:
+    """What the drain waits on, in words: do-not-disrupt pods, the last refusal, or pods still terminating."""
+    protected = nodes.protected(node)
+    if protected:
+        names = ", ".join(pod.key for pod in protected)
+        return f"pods annotated {nodes.DO_NOT_DISRUPT}: {names}"
+    if record.drain_blocked:
+        return record.drain_blocked
+    return f"{len(nodes.waited_on(node))} pods still on node {node.name}"
+
+
+def evicted(record: HostRecord, refused: dict[str, str], now: datetime, policy: GroupPolicy) -> HostRecord:
+    """The record after its evictions were sent: a refusal (a PodDisruptionBudget) backs the next try off."""
+    if not refused:
+        return record.model_copy(update={"drain_refusals": 0, "evict_after": None, "drain_blocked": ""})
+    refusals = record.drain_refusals + 1
+    wait = nodes.eviction_backoff_seconds(refusals, policy.poll_interval_seconds)
+    pod, reason = sorted(refused.items())[0]
+    blocked = f"eviction of {pod} refused: {reason}"
+    note = f"{record.note}; {len(refused)} refused, next try in {wait} s"
+    return record.model_copy(
+        update={
+            "drain_refusals": refusals,
+            "evict_after": deadline_after(now, wait),
+            "drain_blocked": blocked,
+            "note": note,
+            "history": (*record.history[:-1], f"{now.isoformat()} {record.state}: {note}")[-20:],
+        }
+    )
+
+
+def _node_back(record: HostRecord, seen: Observation, version: str) -> str | None:
+    """Why the node is not back on `version` yet, or None when it is Ready on it."""
+    node = seen.node
+    if nodes.runs(node, version):
+        return None
+    if node is None:
+        return f"node {record.node_name} is gone from cluster {record.eks_cluster}"
+    return f"node {node.name} Ready: {node.ready}, osImage {node.os_image!r}"
+
+
 def _applying(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     outcome = command_outcome(record.command_doc, seen.invocation)
     if outcome is None:
@@ -132,7 +230,7 @@ def _applying(record: HostRecord, seen: Observation, now: datetime, policy: Grou
     if not isinstance(outcome, ApplyReport) or outcome.target_version != record.target_version:
         return fail(record, f"apply reported {outcome!r}, not {record.target_version}", seen, now, policy)
     if outcome.result == "already-current":
-        return Step(record.move(HostState.UPDATED, f"already on {record.target_version}", now, command_id=None))
+        return _activate(record, f"already on {record.target_version}", now, policy)
     note = f"{outcome.target_version} activated, rebooting"
     return _await_reboot(
         record, HostState.REBOOTING, note, outcome.boot_id, now, policy, previous_version=outcome.previous_version
@@ -210,9 +308,12 @@ def _verified(record: HostRecord, now: datetime, policy: GroupPolicy) -> Step:
 
 
 def _activate(record: HostRecord, note: str, now: datetime, policy: GroupPolicy) -> Step:
+    deadline = deadline_after(now, policy.verify_timeout_seconds)
+    if record.node_name:
+        awaiting = f"{note}, awaiting node {record.node_name} Ready"
+        return Step(record.move(HostState.ACTIVATING, awaiting, now, deadline=deadline, command_id=None))
     if record.container_instance is None:
         return Step(record.move(HostState.UPDATED, note, now, deadline=None, command_id=None))
-    deadline = deadline_after(now, policy.verify_timeout_seconds)
     moved = record.move(
         HostState.ACTIVATING, f"{note}, container instance set ACTIVE", now, deadline=deadline, command_id=None
     )
@@ -237,6 +338,8 @@ def _checking_health(record: HostRecord, seen: Observation, now: datetime, polic
 
 
 def _activating(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    if record.node_name:
+        return _activating_node(record, seen, now, policy)
     container = seen.container
     if container and container.status == "ACTIVE" and container.agent_connected:
         note = f"verified on {record.target_version}, container instance ACTIVE with its agent connected"
@@ -250,8 +353,38 @@ def _activating(record: HostRecord, seen: Observation, now: datetime, policy: Gr
     return Step(record)
 
 
+def _activating_node(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
+    """Verified: the node must be Ready with the target's osImage before it takes pods again."""
+    waiting = _node_back(record, seen, record.target_version)
+    if waiting is None:
+        note = f"verified on {record.target_version}, node {record.node_name} Ready and uncordoned"
+        return Step(record.move(HostState.UPDATED, note, now, deadline=None), SetSchedulable(True))
+    if _past(record, now):
+        reason = f"not back in the cluster within {policy.verify_timeout_seconds} s: {waiting}"
+        return fail(record, reason, seen, now, policy)
+    return Step(record)
+
+
+def _reactivating_node(record: HostRecord, seen: Observation, now: datetime) -> Step:
+    """After a rollback: the node is uncordoned once Ready on the previous version, or at the deadline with a
+    note (it is back on the version it ran; a kubelet that is not Ready takes no pods anyway)."""
+    back = f"back on {record.previous_version}"
+    waiting = _node_back(record, seen, record.previous_version)
+    if waiting is None:
+        note = f"{back}, node {record.node_name} Ready and uncordoned"
+        return Step(record.move(HostState.ROLLED_BACK, note, now, deadline=None), SetSchedulable(True))
+    if not _past(record, now):
+        return Step(record)
+    if seen.node is None:
+        return Step(record.move(HostState.ROLLED_BACK, f"{back}; needs attention: {waiting}", now, deadline=None))
+    note = f"{back}; node {record.node_name} uncordoned, needs attention: {waiting}"
+    return Step(record.move(HostState.ROLLED_BACK, note, now, deadline=None), SetSchedulable(True))
+
+
 def _reactivating(record: HostRecord, seen: Observation, now: datetime) -> Step:
     """After a rollback: ECS problems are noted, never turned into a failed rollback."""
+    if record.node_name:
+        return _reactivating_node(record, seen, now)
     container = seen.container
     back = f"back on {record.previous_version}"
     if container and container.status == "ACTIVE" and container.agent_connected:
@@ -312,6 +445,16 @@ def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: 
 
 
 def _rolled_back(record: HostRecord, now: datetime, policy: GroupPolicy) -> Step:
+    if record.node_name:
+        moved = record.move(
+            HostState.ROLLING_BACK,
+            f"back on {record.previous_version}, awaiting node {record.node_name} Ready",
+            now,
+            rollback_step=RollbackStep.ACTIVATE,
+            deadline=deadline_after(now, policy.verify_timeout_seconds),
+            command_id=None,
+        )
+        return Step(moved)
     if record.container_instance:
         moved = record.move(
             HostState.ROLLING_BACK,
@@ -327,6 +470,8 @@ def _rolled_back(record: HostRecord, now: datetime, policy: GroupPolicy) -> Step
 
 
 def _rollback_failed(record: HostRecord, reason: str, now: datetime) -> Step:
+    if record.node_name:  # a host that may run neither version takes no pods: someone must look first
+        reason = f"{reason}; node {record.node_name} left cordoned"
     return Step(record.move(HostState.ROLLBACK_FAILED, reason, now, command_id=None, deadline=None))
 
 
@@ -334,4 +479,7 @@ def abandon(record: HostRecord, cause: str, now: datetime) -> HostRecord:
     """The rollout failed (or its execution stopped) while the host was not final: it is left as it is, marked."""
     if record.state is HostState.PENDING:
         return record.move(HostState.SKIPPED, f"not started: the rollout failed ({cause})", now)
-    return record.move(HostState.NEEDS_ATTENTION, f"the rollout failed while the host was {record.state}: {cause}", now)
+    note = f"the rollout failed while the host was {record.state}: {cause}"
+    if record.node_name and record.state is not HostState.DRAINING:
+        note += f"; node {record.node_name} left cordoned"
+    return record.move(HostState.NEEDS_ATTENTION, note, now)

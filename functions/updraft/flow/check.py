@@ -8,8 +8,9 @@ from typing import Any
 
 from updraft.domain.bake import bake_poll
 from updraft.domain.gate import wave_end, wave_recorded, wave_seconds
+from updraft.domain.holds import abort_reason
 from updraft.domain.host_record import HostRecord, HostState, count_states
-from updraft.domain.host_transitions import advance
+from updraft.domain.host_transitions import advance, release_drain
 from updraft.domain.lifecycle import Kind, detail
 from updraft.domain.polling import next_poll_seconds
 from updraft.domain.rollout_record import AlarmTrip, Bake, Rollout, RolloutRecord, RolloutStatus
@@ -30,8 +31,14 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
     hosts = ledger.wave_hosts(rollout.rollout_id, wave) if in_wave else ledger.all_hosts(rollout.rollout_id)
     hosts = resume_sends(env, ledger, hosts, policy)
     active = [host for host in hosts if not host.final and host.state is not HostState.PENDING]
-    seen = observe(active)
-    steps = [advance(host, seen[host.instance_id], now, policy) for host in active]
+    stopping = _stopping(record, wave) if in_wave else None
+    seen = observe([host for host in active if not (stopping and host.state is HostState.DRAINING)], now)
+    steps = [
+        release_drain(host, f"not applied: {stopping}", now)
+        if stopping and host.state is HostState.DRAINING
+        else advance(host, seen[host.instance_id], now, policy)
+        for host in active
+    ]
     # Write only what moved: most polls find most hosts where they were.
     moved = [step for step, host in zip(steps, active, strict=True) if step.action or step.record != host]
     changed = carry_out(env, ledger, moved, policy, now)
@@ -49,6 +56,17 @@ def check_hosts(env: Settings, rollout: Rollout, wave: int, scope: str, now: dat
     if progress["done"] and in_wave:
         progress.update(_gate_wave(ports, record, rollout, wave, records, now))
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
+
+
+def _stopping(record: RolloutRecord, wave: int) -> str | None:
+    """Why the wave will not go on (an abort asked for, an alarm fired during it), or None: hosts still draining
+    are then let go, with nothing applied, instead of being updated by a rollout that stops."""
+    if record.abort_requested:
+        return abort_reason(record)
+    tripped = record.alarm_tripped
+    if tripped and tripped.wave == wave:
+        return f"alarm {', '.join(tripped.alarms)} fired during wave {wave}"
+    return None
 
 
 def _tell_rolled_back(ports: Ports, rollout: Rollout, changed: list[HostRecord], now: datetime) -> None:

@@ -1,18 +1,30 @@
 """The effect executor: what the hosts' transitions ask for, carried out (documents sent, reboots, container
-instance states) and recorded, each batch right after its call, so that a retried step sends nothing twice."""
+instance states, nodes cordoned, pods evicted) and recorded, each batch right after its call, so that a retried
+step sends nothing twice."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
-from updraft.adapters import ec2, ecs, ssm
+from updraft.adapters import ec2, ecs, eks, ssm
 from updraft.adapters.aws import chunks
 from updraft.config import GroupPolicy
-from updraft.domain.host_actions import RebootThroughEc2, SendDocument, SetContainerState, Step, intended_send, send_key
+from updraft.domain.host_actions import (
+    Action,
+    EvictPods,
+    RebootThroughEc2,
+    SendDocument,
+    SetContainerState,
+    SetSchedulable,
+    Step,
+    intended_send,
+    send_key,
+)
 from updraft.domain.host_record import Doc, HostRecord, HostState
-from updraft.domain.host_transitions import abandon
+from updraft.domain.host_transitions import abandon, evicted
 from updraft.ports import RolloutLedger
 from updraft.settings import Settings
 
@@ -31,7 +43,7 @@ def carry_out(
 ) -> list[HostRecord]:
     """Record every step, sending each document once per batch of hosts that asked for it. Returns the
     records written: a host another run moved meanwhile is neither written nor acted on."""
-    by_action: dict[SendDocument | RebootThroughEc2 | SetContainerState | None, list[HostRecord]] = defaultdict(list)
+    by_action: dict[Action | None, list[HostRecord]] = defaultdict(list)
     for step in steps:
         by_action[step.action].append(step.record)
     done = ledger.put_hosts(by_action.pop(None, []))
@@ -45,13 +57,20 @@ def carry_out(
         for status in ("DRAINING", "ACTIVE")
         for record in _set_container_states(ledger, by_action.pop(SetContainerState(status), []), status)
     ]
+    nodes = [
+        record
+        for schedulable in (False, True)
+        for record in _set_schedulable(ledger, by_action.pop(SetSchedulable(schedulable), []), schedulable, now)
+    ]
+    evictions = [action for action in by_action if isinstance(action, EvictPods)]
+    nodes += _evict(ledger, [(record, action) for action in evictions for record in by_action.pop(action)], policy, now)
     sent = [
         record
         for action, records in by_action.items()
         if isinstance(action, SendDocument)
         for record in send(env, ledger, records, action, policy, now)
     ]
-    return done + rebooting + containers + sent
+    return done + rebooting + containers + nodes + sent
 
 
 def send(
@@ -121,6 +140,29 @@ def _set_container_states(ledger: RolloutLedger, records: list[HostRecord], stat
     return written
 
 
+def _set_schedulable(
+    ledger: RolloutLedger, records: list[HostRecord], schedulable: bool, now: datetime
+) -> list[HostRecord]:
+    """Cordon or uncordon, each cluster's nodes recorded right after its calls."""
+    written: list[HostRecord] = []
+    for cluster, members in _by_eks_cluster(records):
+        # Patched, then recorded: a retry in between patches the same again, which changes nothing.
+        eks.set_schedulable(cluster, [record.node_name or "" for record in members], schedulable, now)
+        written += ledger.put_hosts(members)
+    return written
+
+
+def _evict(
+    ledger: RolloutLedger, asked: list[tuple[HostRecord, EvictPods]], policy: GroupPolicy, now: datetime
+) -> list[HostRecord]:
+    """Each node's evictions, then its record with what was refused (an eviction sent twice changes nothing)."""
+    written: list[HostRecord] = []
+    for record, action in asked:
+        refused = eks.evict(record.eks_cluster or "", action.pods, now)
+        written += ledger.put_hosts([evicted(record, refused, now, policy)])
+    return written
+
+
 def put_abandoned(
     ledger: RolloutLedger, hosts: list[HostRecord], cause: str, now: datetime, closing_at: str | None = None
 ) -> list[HostRecord]:
@@ -128,20 +170,41 @@ def put_abandoned(
     while it drained had nothing applied: once written (so no step still running can move it), its container
     instance takes tasks again and it is recorded skipped; if ECS refuses, it stays needs-attention, DRAINING."""
     written = ledger.put_hosts([host if host.final else abandon(host, cause, now) for host in hosts], closing_at)
-    drained = {host.instance_id for host in hosts if host.state is HostState.DRAINING and host.container_instance}
-    for cluster, members in _by_cluster([host for host in written if host.instance_id in drained]):
+    draining = {host.instance_id for host in hosts if host.state is HostState.DRAINING}
+    released = [host for host in written if host.instance_id in draining]
+    for cluster, members in _by_cluster([host for host in released if host.container_instance]):
         refused = ecs.reactivate(cluster, [host.container_instance or "" for host in members])
         if refused:
             LOG.warning("container instances of cluster %s left DRAINING: %s", cluster, refused)
             continue
         note = "nothing applied, container instance ACTIVE again"
         ledger.put_hosts([host.move(HostState.SKIPPED, f"{host.note}; {note}", now) for host in members], closing_at)
+    for cluster, members in _by_eks_cluster([host for host in released if host.node_name]):
+        refused = eks.uncordon(cluster, [host.node_name or "" for host in members], now)
+        if refused:
+            LOG.warning("nodes of cluster %s left cordoned: %s", cluster, refused)
+            note = f"node left cordoned: {refused}"
+            ledger.put_hosts([host.move(host.state, f"{host.note}; {note}", now) for host in members], closing_at)
+            continue
+        note = "nothing applied, node uncordoned"
+        ledger.put_hosts([host.move(HostState.SKIPPED, f"{host.note}; {note}", now) for host in members], closing_at)
     return written
 
 
 def _by_cluster(records: list[HostRecord]) -> list[tuple[str, list[HostRecord]]]:
     """ECS hosts grouped by their cluster, for one batched call per cluster."""
+    return _grouped(records, lambda record: record.ecs_cluster)
+
+
+def _by_eks_cluster(records: list[HostRecord]) -> list[tuple[str, list[HostRecord]]]:
+    """EKS hosts grouped by their cluster."""
+    return _grouped(records, lambda record: record.eks_cluster)
+
+
+def _grouped(
+    records: list[HostRecord], cluster: Callable[[HostRecord], str | None]
+) -> list[tuple[str, list[HostRecord]]]:
     grouped: dict[str, list[HostRecord]] = defaultdict(list)
     for record in records:
-        grouped[record.ecs_cluster or ""].append(record)
+        grouped[cluster(record) or ""].append(record)
     return sorted(grouped.items())

@@ -1,17 +1,18 @@
 """Apply a wave: unless something holds it back (an abort, a kill switch, a pause, the maintenance window), the
-first of its hosts' steps goes out: a drain for an ECS group, else the update."""
+first of its hosts' steps goes out: a drain for an ECS or EKS group, else the update."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from updraft.adapters import ecs, ssm
+from updraft.adapters import ecs, eks, ssm
 from updraft.config import GroupPolicy
 from updraft.domain.holds import abort_reason, hold, pause_news
 from updraft.domain.host_record import HostRecord, HostState
-from updraft.domain.host_transitions import advance, begin_drain, start_apply
+from updraft.domain.host_transitions import advance, begin_drain, begin_node_drain, start_apply
 from updraft.domain.lifecycle import Kind
+from updraft.domain.nodes import leave_alone
 from updraft.domain.polling import first_poll_seconds
 from updraft.domain.rollout_record import Rollout, RolloutRecord, RolloutStatus
 from updraft.flow import context
@@ -43,6 +44,8 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
     ready = [host for host in pending if host.instance_id in connected]
     if policy.ecs:
         started = _drain_wave(env, ledger, ready, policy.ecs.cluster, policy, now)
+    elif policy.eks:
+        started = _drain_nodes(env, ledger, ready, policy.eks.cluster, policy, now)
     else:
         started = carry_out(env, ledger, [start_apply(host, "apply sent", now, policy) for host in ready], policy, now)
     context.write(
@@ -95,8 +98,32 @@ def _drain_wave(
     ledger.put_hosts(strangers)
     members = [host for host in ready if host.instance_id in found]
     steps = [begin_drain(host, cluster, found[host.instance_id], now, policy) for host in members]
-    draining = carry_out(env, ledger, steps, policy, now)
-    seen = observe(draining)
+    return _first_look(env, ledger, carry_out(env, ledger, steps, policy, now), policy, now)
+
+
+def _drain_nodes(
+    env: Settings, ledger: RolloutLedger, ready: list[HostRecord], cluster: str, policy: GroupPolicy, now: datetime
+) -> list[HostRecord]:
+    """Cordon the wave's nodes that nothing else has a claim on, then look once: the first evictions go out."""
+    found = eks.nodes_of(cluster, [host.instance_id for host in ready], now) if ready else {}
+    left: list[HostRecord] = []
+    steps = []
+    for host in ready:
+        node = found.get(host.instance_id)
+        reason = leave_alone(node) if node else f"not a node of EKS cluster {cluster}"
+        if reason:
+            left.append(host.move(HostState.SKIPPED, f"{reason}; nothing applied, left as it was", now))
+        else:
+            steps.append(begin_node_drain(host, cluster, node.name, now, policy))  # type: ignore[union-attr]
+    ledger.put_hosts(left)
+    return _first_look(env, ledger, carry_out(env, ledger, steps, policy, now), policy, now)
+
+
+def _first_look(
+    env: Settings, ledger: RolloutLedger, draining: list[HostRecord], policy: GroupPolicy, now: datetime
+) -> list[HostRecord]:
+    """Look once at hosts just set draining: one with nothing to drain is applied now, evictions start."""
+    seen = observe(draining, now)
     moved = [advance(host, seen[host.instance_id], now, policy) for host in draining]
     changed = [step for step, host in zip(moved, draining, strict=True) if step.action or step.record != host]
     carry_out(env, ledger, changed, policy, now)
