@@ -76,3 +76,46 @@ def test_duplicate_groups_are_rejected(context):
     context["groups"][1]["name"] = "staging"
     with pytest.raises(ConfigError, match="duplicate group names"):
         validate_config(context)
+
+
+@pytest.mark.parametrize(
+    ("eks", "problem"),
+    [
+        ({"cluster": "-prod"}, "updraft.groups.0.eks.cluster: String should match pattern"),
+        (
+            {"cluster": "prod", "pdb_blocked": "force"},
+            "updraft.groups.0.eks.pdb_blocked: Input should be 'skip' or 'wait'",
+        ),
+        (
+            {"cluster": "prod", "evict_concurrency": 0},
+            "updraft.groups.0.eks.evict_concurrency: Input should be greater",
+        ),
+        (
+            {"cluster": "prod", "drain_timeout_seconds": 30},
+            "updraft.groups.0.eks.drain_timeout_seconds: Input should be",
+        ),
+        ({"cluster": "prod", "grace": 5}, "updraft.groups.0.eks.grace: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_eks_section_is_rejected_naming_its_field(context, eks, problem):
+    context["groups"][0]["eks"] = eks
+    with pytest.raises(ConfigError) as error:
+        validate_config(context)
+    assert [p for p in error.value.problems if p.startswith(problem)], error.value.problems
+
+
+def test_a_group_cannot_be_both_ecs_and_eks(context):
+    context["groups"][0] |= {"ecs": {"cluster": "blue"}, "eks": {"cluster": "prod"}}
+    with pytest.raises(ConfigError, match="eks: a group's hosts run either ECS"):
+        validate_config(context)
+
+
+def test_eks_defaults_follow_managed_node_groups_and_the_update_operator(context):
+    context["groups"][0]["eks"] = {"cluster": "prod"}
+    eks = validate_config(context).group("staging").eks
+    assert (eks.drain_timeout_seconds, eks.pdb_blocked, eks.evict_concurrency, eks.access_entries) == (
+        900,
+        "skip",
+        5,
+        True,
+    )

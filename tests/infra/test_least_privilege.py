@@ -293,7 +293,7 @@ def everything_config(root_file: Path):
                     "ecs": {"cluster": "green"},
                     "health_check": {"command": "/usr/local/bin/check"},
                 },
-                {"name": "batch", "variant": "aws-k8s-1.31", "arch": "arm64"},
+                {"name": "batch", "variant": "aws-k8s-1.31", "arch": "arm64", "eks": {"cluster": "orange"}},
             ],
             "detection": {
                 "trusted_root_file": str(root_file),
