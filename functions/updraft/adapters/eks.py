@@ -48,15 +48,19 @@ class _Session:
         self.policy = k8s.PolicyV1Api(self.api)
 
 
-_sessions: dict[str, _Session] = {}
+# By function and cluster, as eks_auth keeps their tokens.
+_sessions: dict[tuple[str, str], _Session] = {}
 
 
 def _session(cluster: str, now: datetime) -> _Session:
     access = eks_auth.cluster_access(cluster, os.environ["AWS_REGION"], now)
-    made = _sessions.get(cluster)
+    key = (os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""), cluster)
+    made = _sessions.get(key)
     if made is None or made.access is not access:
+        if made is not None:
+            made.api.close()  # the old token's connections
         made = _Session(access, _ca_file(cluster, access.certificate_authority))
-        _sessions[cluster] = made
+        _sessions[key] = made
     return made
 
 

@@ -11,6 +11,7 @@ https://docs.aws.amazon.com/cli/latest/reference/eks/get-token.html
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,13 +67,18 @@ def token(cluster: str, region: str) -> str:
     return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
 
 
-# The access last made for each cluster, reused by a warm runtime while its token is fresh.
-_access: dict[str, ClusterAccess] = {}
+# The access last made for each cluster, reused by a warm runtime while its token is fresh. A token is the
+# identity of the role that signed it: it is kept under the function's name, never lent to another.
+_access: dict[tuple[str, str], ClusterAccess] = {}
+
+
+def _key(cluster: str) -> tuple[str, str]:
+    return os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""), cluster
 
 
 def cluster_access(cluster: str, region: str, now: datetime) -> ClusterAccess:
     """The cluster's endpoint, CA and a token fresh at `now` (a new one once the last is TOKEN_USE old)."""
-    cached = _access.get(cluster)
+    cached = _access.get(_key(cluster))
     if cached is not None and cached.fresh(now):
         return cached
     described = client("eks").describe_cluster(name=cluster)["cluster"]
@@ -82,10 +88,10 @@ def cluster_access(cluster: str, region: str, now: datetime) -> ClusterAccess:
         token=token(cluster, region),
         issued_at=now,
     )
-    _access[cluster] = access
+    _access[_key(cluster)] = access
     return access
 
 
 def forget(cluster: str) -> None:
     """The API server refused the token: the next access makes a new one."""
-    _access.pop(cluster, None)
+    _access.pop(_key(cluster), None)
