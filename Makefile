@@ -6,7 +6,7 @@ SCAN   := .venv-scan
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export MOTO_EC2_LOAD_DEFAULT_AMIS := false
 
-.PHONY: setup demo test campaign bench compare lint synth clean
+.PHONY: setup demo demo-eks test campaign bench compare lint synth clean
 
 setup: $(VENV)/.installed $(SCAN)/.installed node_modules/.installed .jq
 
@@ -33,6 +33,10 @@ node_modules/.installed: package.json package-lock.json
 
 demo: setup
 	$(PY) -m sim.demo
+
+# The same pipeline on the nodes of a simulated EKS cluster: cordon, evictions within budgets, uncordon.
+demo-eks: setup
+	$(PY) -m sim.demo_eks
 
 test: setup
 	$(PY) -m pytest

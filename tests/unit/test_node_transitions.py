@@ -111,14 +111,16 @@ def test_a_node_with_only_daemon_set_and_mirror_pods_is_drained_and_sent_apply()
 def test_a_refused_eviction_backs_off_and_is_retried_after_the_backoff() -> None:
     asked = advance(draining(), seen(node(pod("web-0"))), at(30), SKIP)
     refused = {"shop/web-0": "Cannot evict pod as it would violate the pod's disruption budget."}
-    record = evicted(asked.record, refused, at(30), SKIP)
+    record = evicted(asked.record, 1, refused, at(30), SKIP)
     assert (record.drain_refusals, record.evict_after) == (1, at(30 + 30).isoformat())
     assert "disruption budget" in record.drain_blocked
     assert advance(record, seen(node(pod("web-0"))), at(45), SKIP).action is None  # backing off
     assert advance(record, seen(node(pod("web-0"))), at(60), SKIP).action == EvictPods(("shop/web-0",))
-    again = evicted(record, refused, at(60), SKIP)
+    again = evicted(record, 1, refused, at(60), SKIP)
     assert again.evict_after == at(60 + 60).isoformat()  # twice as long
-    assert evicted(again, {}, at(120), SKIP).drain_refusals == 0
+    assert evicted(again, 1, {}, at(120), SKIP).drain_refusals == 0
+    progress = evicted(again, 2, refused, at(120), SKIP)  # one of two accepted: no longer backing off
+    assert (progress.drain_refusals, progress.evict_after) == (0, at(120 + 30).isoformat())
 
 
 def test_a_drain_blocked_at_its_deadline_skips_the_host_and_uncordons_it() -> None:
@@ -134,7 +136,7 @@ def test_with_wait_a_blocked_drain_goes_on_past_its_deadline() -> None:
     step = advance(record, seen(node(pod("web-0"))), at(700), WAIT)
     assert step.record.state is HostState.DRAINING
     assert step.action == EvictPods(("shop/web-0",))
-    assert "past its 600 s deadline" in step.record.note
+    assert "past its 600 s deadline, waiting (pdb_blocked: wait)" in step.record.note
 
 
 def test_a_do_not_disrupt_pod_is_never_evicted_and_blocks_the_drain_like_a_budget() -> None:

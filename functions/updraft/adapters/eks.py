@@ -90,13 +90,14 @@ def _call(cluster: str, now: datetime, request: Callable[[_Session], T]) -> T:
 
 
 def _message(error: ApiException) -> str:
-    """The Status message the API server answered with, or its body as it came."""
+    """Why the API server refused: its Status's causes (a budget's refusal names the budget), else its message,
+    else the body as it came."""
     try:
         body = json.loads(error.body or "{}")
     except ValueError:
         return str(error.body)[:300]
     causes = [cause.get("message", "") for cause in (body.get("details") or {}).get("causes") or []]
-    return "; ".join([body.get("message", ""), *causes]).strip("; ")
+    return "; ".join(filter(None, causes)) or body.get("message", "") or str(error.body)[:300]
 
 
 def _pages(list_call: Callable[..., Any], **query: Any) -> list[Any]:

@@ -168,11 +168,11 @@ def _draining_node(record: HostRecord, node: NodeView | None, now: datetime, pol
     blocked = _drain_blocker(record, node)
     if _past(record, now) and not waits:
         return release_drain(record, f"drain did not finish within {timeout} s ({blocked})", now)
-    late = f"drain past its {timeout} s deadline, waiting as pdb_blocked is wait: " if _past(record, now) else ""
+    late = f"past its {timeout} s deadline, waiting (pdb_blocked: wait): " if _past(record, now) else ""
     evictions = nodes.next_evictions(node, eks.evict_concurrency if eks else 1)
     retry_at = record.evict_after
     if evictions and (retry_at is None or now >= datetime.fromisoformat(retry_at)):
-        note = f"{late}evicting {len(evictions)} pods" + (f" (last refusal: {record.drain_blocked})" if late else "")
+        note = f"{late}evicting {len(evictions)} pods"
         return Step(record.move(HostState.DRAINING, note, now), EvictPods(evictions))
     note = f"{late}waiting: {blocked}"
     return Step(record.move(HostState.DRAINING, note, now) if note != record.note else record)
@@ -189,15 +189,16 @@ def _drain_blocker(record: HostRecord, node: NodeView) -> str:
     return f"{len(nodes.waited_on(node))} pods still on node {node.name}"
 
 
-def evicted(record: HostRecord, refused: dict[str, str], now: datetime, policy: GroupPolicy) -> HostRecord:
-    """The record after its evictions were sent: a refusal (a PodDisruptionBudget) backs the next try off."""
+def evicted(record: HostRecord, asked: int, refused: dict[str, str], now: datetime, policy: GroupPolicy) -> HostRecord:
+    """The record after `asked` evictions were sent: refusals only (a PodDisruptionBudget allows none now) back
+    the next try off, twice as long each time; an accepted one is progress, and the next try comes a poll later."""
     if not refused:
         return record.model_copy(update={"drain_refusals": 0, "evict_after": None, "drain_blocked": ""})
-    refusals = record.drain_refusals + 1
-    wait = nodes.eviction_backoff_seconds(refusals, policy.poll_interval_seconds)
+    refusals = record.drain_refusals + 1 if len(refused) == asked else 0
+    wait = nodes.eviction_backoff_seconds(max(refusals, 1), policy.poll_interval_seconds)
     pod, reason = sorted(refused.items())[0]
     blocked = f"eviction of {pod} refused: {reason}"
-    note = f"{record.note}; {len(refused)} refused, next try in {wait} s"
+    note = f"{record.note}; {len(refused)} refused ({reason}), next try in {wait} s"
     return record.model_copy(
         update={
             "drain_refusals": refusals,

@@ -159,7 +159,7 @@ def _evict(
     written: list[HostRecord] = []
     for record, action in asked:
         refused = eks.evict(record.eks_cluster or "", action.pods, now)
-        written += ledger.put_hosts([evicted(record, refused, now, policy)])
+        written += ledger.put_hosts([evicted(record, len(action.pods), refused, now, policy)])
     return written
 
 
