@@ -24,6 +24,8 @@ from sim.bottlerocket import Fault, Repository
 from sim.clock import VirtualClock
 from sim.deploy import ACCOUNT, REGION, deploy
 from sim.fleet import Fleet
+from sim.kubernetes import SimulatedCluster
+from sim.kubernetes_api import TOKEN_LIFETIME_SECONDS, AccessEntry, Endpoint, KubernetesApiServer
 from updraft import ledger_schema
 
 _SERVICE_MODELS = botocore.loaders.create_loader()
@@ -63,6 +65,8 @@ class World:
         variant: str = "aws-ecs-2",
         seed: int = 7,
         lambda_log_level: str | None = None,
+        eks_clusters: Iterable[str] = (),
+        eks_version: str = "1.32",
     ) -> None:
         self.template = template
         self.tag_key = tag_key
@@ -81,6 +85,10 @@ class World:
         self._saved_env: dict[str, str] = {}
         self._undo: list[Callable[[], Any]] = []  # deletes what the harness created, for `reset`
         self._alarms: set[str] = set()  # the alarms it created
+        # EKS clusters that exist before the deployment (its access entries name them), and their version.
+        self._eks_deployed, self.eks_version = tuple(eks_clusters), eks_version
+        self._kubernetes: KubernetesApiServer | None = None
+        self._eks: dict[str, SimulatedCluster] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> World:
@@ -98,6 +106,8 @@ class World:
         self.fleet = Fleet(self.clock, [self.repository], seed=self.seed)
         self._wiring = aws.wired(self.fleet, self.clock, self.lambda_env)
         self._patched = self._wiring.__enter__()
+        for name in self._eks_deployed:
+            self._create_eks_cluster(name, self.eks_version)
         self.outputs = deploy(self.template)
         self._deployed = aws.deployed(ACCOUNT, REGION), self.clock.random.getstate()
         self.sfn = boto3.client("stepfunctions")
@@ -118,14 +128,17 @@ class World:
             self._wiring.__exit__(None, None, None)
             self._mock.stop()
             self.fleet.close()
+            if self._kubernetes is not None:
+                self._kubernetes.close()
             os.environ.clear()
             os.environ.update(self._saved_env)
 
     def reset(self) -> None:
         """Put the deployment back as it was just deployed, for the next test: every execution ended and
         forgotten, the tables and the failed-deliveries queue empty, no instance, what the harness created
-        (alarms, queues, rules, ECS clusters) deleted, the fleet and ECS simulations empty, faults and hooks
-        gone, the call counts at zero, virtual time at its start, and ids and names drawn as right after the
+        (alarms, queues, rules, ECS clusters, EKS clusters and access entries) deleted, the fleet, ECS and EKS
+        simulations empty (the clusters that predate the deployment stay, without nodes or workloads), faults
+        and hooks gone, the call counts at zero, virtual time at its start, and ids and names drawn as right after the
         deployment. A test then sees what it would in a World of its own, at a fraction of the cost; the stack
         itself stays deployed."""
         aws.lambda_.AFTER_STEP.clear()
@@ -137,6 +150,10 @@ class World:
         while self._undo:
             self._undo.pop()()
         self._alarms.clear()
+        for name in self._eks_deployed:
+            self._eks[name].reset()
+            endpoint = self.eks_endpoint(name)
+            endpoint.token_lifetime_seconds, endpoint.refused_tokens = TOKEN_LIFETIME_SECONDS, 0
         deployed, names = self._deployed
         aws.back_to(deployed, self._patched, ACCOUNT, REGION)
         self.clock.random.setstate(names)
@@ -434,10 +451,81 @@ class World:
             tasks |= {task["taskArn"]: task for task in described}
         return tasks
 
+    # -- EKS ------------------------------------------------------------------------------------------
+    def eks_cluster(self, name: str, version: str | None = None) -> SimulatedCluster:
+        """An EKS cluster (CreateCluster, as the harness) whose Kubernetes API is served over HTTPS on 127.0.0.1,
+        as DescribeCluster tells; its model, to build workloads and read state. A cluster the stack's access
+        entries name must exist before the deployment: `World(..., eks_clusters=[name])` makes it then (it stays
+        across resets, emptied); this one is deleted by `reset`."""
+        cluster = self._create_eks_cluster(name, version or self.eks_version)
+        self._undo.append(lambda: self._delete_eks_cluster(name))
+        return cluster
+
+    def eks(self, name: str) -> SimulatedCluster:
+        """The cluster's model: its nodes, pods, ReplicaSets, DaemonSets, budgets, and their counters."""
+        return self._eks[name]
+
+    def eks_endpoint(self, name: str) -> Endpoint:
+        """The cluster's API server: `url`, `ca_pem`, `ca_file`, `token_lifetime_seconds` (settable) and
+        `refused_tokens` (requests answered 401)."""
+        assert self._kubernetes is not None, f"no EKS cluster {name}"
+        return self._kubernetes.endpoints[name]
+
+    def join_eks(self, name: str, instance_ids: Iterable[str]) -> dict[str, str]:
+        """The hosts' kubelets register them as nodes of the cluster (named after their EC2 private DNS names,
+        as Bottlerocket names them); node name by instance id."""
+        ids = list(instance_ids)
+        reservations = self.ec2.describe_instances(InstanceIds=ids)["Reservations"] if ids else []
+        described = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
+        cluster = self._eks[name]
+        return {
+            instance_id: cluster.join(
+                instance_id,
+                name=described[instance_id]["PrivateDnsName"],
+                private_ip=described[instance_id]["PrivateIpAddress"],
+                instance_type=described[instance_id]["InstanceType"],
+            )
+            for instance_id in ids
+        }
+
+    def eks_access_entry(
+        self, name: str, principal_arn: str, groups: Iterable[str] = (), username: str | None = None
+    ) -> AccessEntry:
+        """An access entry the operator made by hand (CreateAccessEntry); deleted by `reset`."""
+        entry = aws.eks.create_access_entry(ACCOUNT, REGION, name, principal_arn, list(groups), username)
+        self._undo.append(lambda: aws.eks.ACCESS_ENTRIES.get((ACCOUNT, REGION, name), {}).pop(principal_arn, None))
+        return entry
+
+    def _create_eks_cluster(self, name: str, version: str) -> SimulatedCluster:
+        boto3.client("eks").create_cluster(
+            name=name,
+            version=version,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks-cluster-{name}",
+            resourcesVpcConfig={"subnetIds": []},
+        )
+        if self._kubernetes is None:
+            self._kubernetes = KubernetesApiServer(self.clock)
+        cluster = SimulatedCluster(name, self.fleet, self.clock, version=version, region=REGION, seed=self.seed)
+        endpoint = self._kubernetes.serve(cluster, aws.eks.signers(ACCOUNT), aws.eks.entries(ACCOUNT, REGION, name))
+        aws.eks.attach(ACCOUNT, REGION, endpoint)
+        self._eks[name] = cluster
+        return cluster
+
+    def _delete_eks_cluster(self, name: str) -> None:
+        assert self._kubernetes is not None
+        self._kubernetes.stop(name)
+        self._eks.pop(name)
+        aws.eks.forget_entries(ACCOUNT, REGION, name)
+        boto3.client("eks").delete_cluster(name=name)
+
     # -- faults of the AWS side (sim/faults.py, answered in sim/aws/) ---------------------------------
     def terminate(self, *instance_ids: str) -> None:
-        """TerminateInstances, as an autoscaler or an operator would: the simulated hosts go away."""
+        """TerminateInstances, as an autoscaler or an operator would: the simulated hosts go away (and the
+        kubelets of those that are EKS nodes stop posting now)."""
         self.ec2.terminate_instances(InstanceIds=list(instance_ids))
+        for cluster in self._eks.values():
+            for instance_id in instance_ids:
+                cluster.instance_terminated(instance_id)
 
     def fail_lambda(self, step: str, code: str = "ServiceException", on_call: int = 1, times: int = 1) -> None:
         """The Lambda service fails `times` Invoke calls of `step` (e.g. "check_hosts") in a row, from its

@@ -1,13 +1,13 @@
 """Every change the simulation makes to moto 5.2.5 (and to botocore's retry sleep), one module per service.
 
 What moto lacks for running Updraft for real (see the project's reference on moto), by service:
-- sdk.py: botocore's retry backoff and jitter follow the virtual clock;
+- sdk.py: botocore's retry backoff and jitter, and SigV4's signing time, follow the virtual clock;
 - stepfunctions.py: executions are actors of the scheduler; Wait states, retry intervals and
   `$$.State.EnteredTime` follow the virtual clock; `start_execution` without a name gets a unique one; an
   execution's end is published to EventBridge as "Step Functions Execution Status Change";
 - idempotency.py: Powertools' idempotency records (in DynamoDB) expire on the virtual clock;
-- lambda_.py: functions run their real handler in-process, with their deployed environment (fault: a planned
-  Lambda service error fails the Invoke call);
+- lambda_.py: functions run their real handler in-process, with their deployed environment, and sign their
+  requests with their execution role's session (fault: a planned Lambda service error fails the Invoke call);
 - dynamodb.py: item requests of a principal (a function's role, a user's or role session's keys) are authorised
   against its policies, `dynamodb:LeadingKeys` included (iam.py: who is calling, and the policy evaluation);
 - ssm.py: Run Command is answered by the simulated fleet, which runs the real document scripts, of the
@@ -15,33 +15,38 @@ What moto lacks for running Updraft for real (see the project's reference on mot
 - ec2.py: status checks and RebootInstances reach the simulated hosts (fault: TerminateInstances takes a host
   away);
 - ecs.py: ECS's scheduler and agents, played by the model in sim/ecs.py;
+- eks.py: DescribeCluster answers the endpoint and CA of the cluster's simulated Kubernetes API server
+  (sim/kubernetes_api.py, over the model in sim/kubernetes.py) and is authorised under the caller's policies;
+  access entries are kept where that server's authenticator finds them, and signing keys resolved for it;
 - events.py: rules deliver events to Lambda, Step Functions and SNS targets (Lambda's asynchronous retries and
   on-failure destination, the targets' dead-letter queues); scheduled rules fire on a tick; PutEvents is
   authorised under the caller's identity policy and the bus's resource policy;
 - cloudwatch.py: an alarm's state change reaches its SNS actions and the default bus;
 - cloudformation.py: the state machine is created where executions run, documents may have an object as
   content, and the SNS subscriptions, topic policies, alarms, event bus policies, queue policies and event
-  invoke configs moto skips are created;
+  invoke configs moto skips are created, and EKS access entries recorded;
 - sns.py, common.py and iam.py: what the others share (no patch of their own).
 The request limits moto does not enforce are applied where each request arrives, from sim/service_limits.py.
 A moto upgrade that moves these internals breaks here and nowhere else: nothing outside this package imports
 moto but the tests.
 
 `wired()` enters every patch, in this order (and leaves them in the reverse order):
-   1. sdk                          botocore's backoff and jitter
+   1. sdk                          botocore's backoff and jitter, SigV4's signing time
    2. stepfunctions.scheduler      executions as actors, Wait/retry/EnteredTime, names, task clients
    3. idempotency                  record expiry
-   4. lambda_                      Invoke: planned service error, handler, after-step hooks
+   4. lambda_                      Invoke: planned service error, handler, after-step hooks; the signer's
+                                   credentials while a handler runs
    5. dynamodb                     item requests authorised (a function's role, keys of a user or role session)
    6. ssm                          SendCommand request limits and DocumentVersion; SendCommand: terminated
                                    instances, fleet delivery of that version; the reads
    7. ec2                          status checks, RebootInstances, TerminateInstances
    8. ecs                          the ECS model settled on every call; request limits
-   9. stepfunctions.status_changes an execution's end, put on the default bus
-  10. events                       rules' targets (async retries, destinations, DLQs), PutEvents authorised
+   9. eks                          DescribeCluster authorised
+  10. stepfunctions.status_changes an execution's end, put on the default bus
+  11. events                       rules' targets (async retries, destinations, DLQs), PutEvents authorised
                                    (caller and bus policy), PutEvents limit
-  11. cloudwatch                   alarm state changes to SNS and to the default bus; DescribeAlarms
-  12. cloudformation               the resources moto lacks or creates elsewhere
+  12. cloudwatch                   alarm state changes to SNS and to the default bus; DescribeAlarms
+  13. cloudformation               the resources moto lacks or creates elsewhere
 `scheduled()` enters 1-3 alone (the routing tests bring their own Lambda answers). Each moto attribute is
 patched once and only once, which `wired()` checks as it enters them: where several concerns meet in one moto
 method (SSM's SendCommand, a rule's delivery, Lambda's Invoke), its one patch calls them in the order its
@@ -67,6 +72,7 @@ from sim.aws import (
     dynamodb,
     ec2,
     ecs,
+    eks,
     events,
     idempotency,
     lambda_,
@@ -109,6 +115,7 @@ def wired(fleet: Fleet, clock: VirtualClock, lambda_env: dict[str, str] | None =
         *ssm.patches(fleet),
         *ec2.patches(fleet),
         *ecs.patches(model),
+        *eks.patches(),
         *stepfunctions.status_changes(clock),
         *events.patches(clock),
         *cloudwatch.patches(clock),
@@ -176,9 +183,11 @@ class Deployed:
 
 def deployed(account: str, region: str) -> Deployed:
     # Backends are made on first use, and making one draws ids: make those `back_to` reaches now, so that
-    # a test after a reset draws exactly what the first test after the deployment does.
+    # a test after a reset draws exactly what the first test after the deployment does. The functions' role
+    # sessions draw keys: they are opened now too.
     for backend in (ssm.backend, ec2.backend, ecs.backend):
         backend(account, region)
+    lambda_.open_sessions(account, region)
     return Deployed(mock_random.getstate(), cloudwatch.alarm_states(account, region))
 
 

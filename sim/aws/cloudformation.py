@@ -6,7 +6,9 @@
 - AWS::SNS::Subscription, AWS::SNS::TopicPolicy, AWS::CloudWatch::Alarm, AWS::Events::EventBusPolicy,
   AWS::SQS::QueuePolicy and AWS::Lambda::EventInvokeConfig, which moto skips with a warning, are created through
   their service's backend, as the API would (an event bus policy resource is one statement of the bus's policy,
-  named by its StatementId).
+  named by its StatementId);
+- AWS::EKS::AccessEntry, which moto does not know, is recorded where the simulated cluster's authenticator
+  finds it, and refused as EKS refuses it (sim/aws/eks.py).
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from unittest import mock
 
 from moto.awslambda import models as lambda_models
 from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import ValidationError
 from moto.cloudwatch import models as cloudwatch_models
 from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat
+from moto.eks.exceptions import EKSError
 from moto.events import models as events_models
 from moto.sqs import models as sqs_models
 from moto.ssm import models as ssm_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as parser_models
 
-from sim.aws import sns
+from sim.aws import eks, sns
 
 
 def patches() -> list[Any]:
@@ -159,6 +163,29 @@ def _event_invoke_config(properties: dict[str, Any], resource_name: str, account
     return _Created(resource_name)
 
 
+def _access_entry(properties: dict[str, Any], resource_name: str, account_id: str, region_name: str) -> _Created:
+    """An IAM principal's access to an EKS cluster: `Ref` is `<cluster>|<principal>`, as CloudFormation's."""
+    cluster, principal = properties["ClusterName"], properties["PrincipalArn"]
+    try:
+        eks.create_access_entry(
+            account_id,
+            region_name,
+            cluster,
+            principal,
+            properties.get("KubernetesGroups"),
+            properties.get("Username"),
+            properties.get("Type", "STANDARD"),
+        )
+    except EKSError as refused:  # moto has no CREATE_FAILED: the stack's creation fails with EKS's answer
+        answer = json.loads(refused.description)
+        message = (
+            f'Resource handler returned message: "{answer.get("message")}" (Service: Eks, Status Code: {refused.code})'
+        )
+        raise ValidationError(resource_name, message) from None
+    arn = eks.access_entry_arn(account_id, region_name, cluster, principal)
+    return _Created(f"{cluster}|{principal}", {"AccessEntryArn": arn})
+
+
 def _query(query: dict[str, Any]) -> MetricDataQuery:
     stat = query.get("MetricStat")
     metric_stat = None
@@ -198,4 +225,5 @@ MODELS = {
     "AWS::Events::EventBusPolicy": _model(_event_bus_policy),
     "AWS::SQS::QueuePolicy": _model(_queue_policy),
     "AWS::Lambda::EventInvokeConfig": _model(_event_invoke_config),
+    "AWS::EKS::AccessEntry": _model(_access_entry),
 }

@@ -124,7 +124,8 @@ def test_nodes_are_cordoned_drained_updated_and_uncordoned_once_ready_on_the_tar
     assert set(daemons) <= pods and set(mirrors) <= pods  # never evicted
     assert debug not in pods  # a bare pod is evicted, and nothing brings it back
     evictions = cluster.evictions_by_node()
-    assert sum(counts["accepted"] for counts in evictions.values()) == 7  # 6 web pods and the bare one
+    # The 6 web pods and the bare one, and the 2 web pods the canary's drain sent to the next wave's nodes.
+    assert sum(counts["accepted"] for counts in evictions.values()) == 9
     assert_calls_granted(world, template)
 
 
@@ -155,7 +156,7 @@ def test_with_wait_a_blocked_drain_is_waited_on_until_the_budget_allows_it(world
     cluster = world.eks(CLUSTER)
     cluster.deployment("ledger", 2, nodes=[blocked])
     cluster.budget("ledger", {"app": "ledger"}, min_available=2)
-    world.set_alarm(ALARM, "OK")
+    world.alarm(ALARM)
 
     def scale_up(step_input: dict[str, Any], result: dict[str, Any]) -> None:
         cluster.scale("ledger", 3)  # the team adds a replica: the budget then allows one disruption
@@ -172,6 +173,22 @@ def test_with_wait_a_blocked_drain_is_waited_on_until_the_budget_allows_it(world
     assert "refused" in steps and "past its 600 s deadline, waiting (pdb_blocked: wait)" in steps
     assert not cordoned(world, blocked) and not cordoned(world, spare)
     assert set(world.versions().values()) == {NEW}
+
+
+def test_a_pod_two_budgets_select_is_refused_as_the_api_server_refuses_it_and_its_node_skipped(world):
+    ids, names = nodes_of(world, "nodes", 1)
+    (name,) = names.values()
+    cluster = world.eks(CLUSTER)
+    cluster.deployment("web", 1, nodes=[name])
+    cluster.budget("web", {"app": "web"}, max_unavailable=1)
+    cluster.budget("web-too", {"app": "web"}, max_unavailable=1)  # the eviction subresource supports one
+
+    execution = world.rollout("nodes", NEW)
+
+    record = world.host_records(execution.name)[ids[0]]
+    assert record["state"] == "skipped"
+    assert "more than one PodDisruptionBudget" in record["note"]
+    assert not cordoned(world, name) and world.versions()[ids[0]] == OLD
 
 
 def test_a_do_not_disrupt_pod_is_never_evicted_and_its_node_is_skipped_at_the_deadline(world):
@@ -234,7 +251,7 @@ def test_an_alarm_during_the_wave_lets_a_blocked_drain_go_uncordoned(world):
     cluster = world.eks(CLUSTER)
     cluster.deployment("ledger", 2, nodes=[name])
     cluster.budget("ledger", {"app": "ledger"}, min_available=2)
-    world.set_alarm(ALARM, "OK")
+    world.alarm(ALARM)
     world.after_step("check_hosts", once(lambda i, r: draining(r), lambda i, r: world.set_alarm(ALARM, "ALARM")))
 
     execution = world.rollout("patient", NEW)
@@ -250,10 +267,10 @@ def test_an_alarm_during_the_wave_lets_a_blocked_drain_go_uncordoned(world):
 def test_an_abort_mid_drain_uncordons_the_node_and_starts_nothing_more(world):
     _ids, names = nodes_of(world, "patient", 3)
     cluster = world.eks(CLUSTER)
-    for name in names.values():
-        cluster.deployment(f"ledger-{name[-6:]}", 2, nodes=[name])
-        cluster.budget(f"ledger-{name[-6:]}", {"app": f"ledger-{name[-6:]}"}, min_available=2)
-    world.set_alarm(ALARM, "OK")
+    for index, name in enumerate(names.values()):  # every node blocked: whichever is the canary
+        cluster.deployment(f"ledger-{index}", 2, nodes=[name])
+        cluster.budget(f"ledger-{index}", {"app": f"ledger-{index}"}, min_available=2)
+    world.alarm(ALARM)
     controls = Controls(world.outputs["LedgerTableName"])
 
     def abort(step_input: dict[str, Any], _result: Any) -> None:
@@ -277,7 +294,7 @@ def test_a_rollout_stopped_mid_drain_is_settled_with_its_node_uncordoned(world):
     cluster = world.eks(CLUSTER)
     cluster.deployment("ledger", 2, nodes=[name])
     cluster.budget("ledger", {"app": "ledger"}, min_available=2)
-    world.set_alarm(ALARM, "OK")
+    world.alarm(ALARM)
     stop: dict[str, str] = {}
     world.after_step("check_hosts", lambda i, r: stop.setdefault("rollout", i["rollout"]["rollout_id"]))
     arn = world.start({"group": "patient", "target_version": NEW})

@@ -24,6 +24,8 @@ MODEL = [
     "sim.ecs",
     "sim.faults",
     "sim.fleet",
+    "sim.kubernetes",
+    "sim.kubernetes_api",
     "sim.service_limits",
     "sim.update_repository",
 ]

@@ -26,9 +26,9 @@ from updraft.errors import KubernetesApiError, KubernetesUnavailable
 
 PAGE = 500  # items per list call; the API server pages them with `continue`
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-# Refusals an eviction may meet that a later try can pass: a budget allowing no disruption now (429), more than
-# one budget for the pod or a budget not yet computed (500, eviction.go).
-_REFUSED = (429, 500)
+# A budget allowing no disruption now refuses with 429 (eviction.go). More than one budget for the pod is refused
+# too, but as the created object: HTTP 201 with a Status whose status is Failure and code 500 (handlers/create.go).
+_REFUSED = 429
 T = TypeVar("T")
 
 
@@ -207,10 +207,17 @@ class _Refused(Exception):
 
 def _evict(session: _Session, name: str, namespace: str, body: Any) -> None:
     try:
-        session.core.create_namespaced_pod_eviction(name, namespace, body)
+        # The answer read as it came: a refusal can be a 201 whose Status says Failure.
+        answer = session.core.create_namespaced_pod_eviction(name, namespace, body, _preload_content=False)
     except ApiException as error:
         if error.status == 404:
             return
-        if error.status in _REFUSED:
+        if error.status == _REFUSED:
             raise _Refused(_message(error)) from None
         raise
+    try:
+        status = json.loads(answer.data or b"{}")
+    except ValueError:
+        return  # not a Status: the eviction was created
+    if status.get("kind") == "Status" and status.get("status") == "Failure":
+        raise _Refused(status.get("message") or f"eviction failed with code {status.get('code')}")

@@ -3,7 +3,8 @@ the cluster's authenticator agree on: the endpoint and CA from DescribeCluster, 
 STS GetCallerIdentity request presigned with the cluster's name in the signed `x-k8s-aws-id` header.
 
 The API server (aws-iam-authenticator) replays the presigned request to STS to learn who signed it and accepts
-the token for 15 minutes; the presigned URL itself is kept short-lived (60 s), as the CLI makes it.
+the token for 15 minutes from its X-Amz-Date, whatever its X-Amz-Expires says (STS ignores it for this call;
+60 s is what the CLI writes, and the authenticator refuses more than 900).
 https://docs.aws.amazon.com/eks/latest/userguide/cluster-auth.html
 https://docs.aws.amazon.com/cli/latest/reference/eks/get-token.html
 """
@@ -35,7 +36,8 @@ class ClusterAccess:
     issued_at: datetime
 
     def fresh(self, now: datetime) -> bool:
-        return now - self.issued_at < TOKEN_USE
+        """Made at most TOKEN_USE before `now` (and not after it: a clock set back makes a new one)."""
+        return timedelta(0) <= now - self.issued_at < TOKEN_USE
 
 
 def _signing_client(session: Any, region: str) -> Any:
