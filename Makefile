@@ -51,6 +51,7 @@ compare: setup
 
 bench: setup
 	$(PY) bench/rollout_bench.py
+	$(PY) bench/eks_bench.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

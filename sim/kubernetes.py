@@ -1411,6 +1411,13 @@ class SimulatedCluster:
             self.settle()
             return self._timeline(self._node(node)).health(self.clock.seconds).status
 
+    def ready_since(self, node: str, after: float) -> float | None:
+        """The first moment after `after` that the node's kubelet turned Ready, or None if it has not yet."""
+        with self._lock:
+            self.settle()
+            starts = self._timeline(self._node(node)).ready_starts(after, self.clock.seconds)
+            return starts[0] if starts else None
+
     def evictions_by_node(self) -> dict[str, dict[str, int]]:
         """Evictions accepted and refused, per node the pod was on ("" for an unscheduled pod)."""
         with self._lock:

@@ -80,3 +80,15 @@ def test_the_first_look_after_an_apply_is_two_intervals_and_never_before_the_sho
     assert first_poll_seconds(POLICY) == FIRST_LOOK_SECONDS
     slow = POLICY.model_copy(update={"poll_interval_seconds": 120})
     assert first_poll_seconds(slow) == 240
+
+
+def test_hosts_awaiting_their_node_or_agent_after_verification_are_looked_at_soon() -> None:
+    records = wave([host(0, HostState.ACTIVATING), host(1, HostState.ACTIVATING)], done=18)
+    assert next_poll_seconds(records, POLICY, NOW) == QUICK_POLL_SECONDS
+
+
+def test_the_first_look_after_a_drain_began_is_one_interval() -> None:
+    eks = GroupPolicy(name="nodes", variant="aws-k8s-1.32", eks={"cluster": "prod"})
+    ecs = GroupPolicy(name="web", variant="aws-ecs-2", ecs={"cluster": "blue"})
+    assert first_poll_seconds(eks) == first_poll_seconds(ecs) == POLICY.poll_interval_seconds
+    assert first_poll_seconds(POLICY) == FIRST_LOOK_SECONDS

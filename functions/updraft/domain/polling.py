@@ -37,6 +37,10 @@ def next_poll_seconds(records: list[HostRecord], policy: GroupPolicy, now: datet
 
 
 def _awaits_report(record: HostRecord) -> bool:
+    """It waits on something that comes seconds later: a verify report, or (verified) its node turning Ready or
+    its ECS agent connecting."""
+    if record.state is HostState.ACTIVATING:
+        return True
     return record.state is HostState.VERIFYING and bool(record.command_id) and not record.os_verified
 
 
@@ -47,5 +51,8 @@ def _recent_reboot(record: HostRecord, now: datetime) -> bool:
 
 def first_poll_seconds(policy: GroupPolicy) -> int:
     """After an apply is sent: writing an image and rebooting take minutes, so the first look waits two
-    intervals, and never less than the shortest update (a failed apply is still caught on that look)."""
+    intervals, and never less than the shortest update (a failed apply is still caught on that look). After a
+    drain began, one interval: the pods' grace periods (30 s by default) or a service's tasks end sooner."""
+    if policy.ecs or policy.eks:
+        return policy.poll_interval_seconds
     return max(2 * policy.poll_interval_seconds, FIRST_LOOK_SECONDS)
