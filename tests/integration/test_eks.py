@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 OLD, NEW = "1.26.0", "1.26.1"
 VARIANT = "aws-k8s-1.32"
 CLUSTER = "prod-eks"
+UNMAPPED = "other-eks"  # its owner maps the roles, and has not yet
 ALARM = "shop-5xx"
 BUDGET = {"canary": "1", "per_wave": "2", "total": "50%"}
 DRAIN = {"cluster": CLUSTER, "drain_timeout_seconds": 600}
@@ -39,6 +40,7 @@ CONFIG = UpdraftConfig.model_validate(
                 "eks": DRAIN | {"pdb_blocked": "wait"},
                 "alarms": {"names": [ALARM]},
             },
+            {"name": "elsewhere", "variant": VARIANT, "eks": {"cluster": UNMAPPED, "access_entries": False}},
         ]
     }
 )
@@ -52,7 +54,7 @@ def template() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def deployment(template: dict[str, Any]) -> Iterator[World]:
     """The cluster exists before the stack: its access entries name it."""
-    with World(template, variant=VARIANT, eks_clusters=[CLUSTER]) as deployed:
+    with World(template, variant=VARIANT, eks_clusters=[CLUSTER, UNMAPPED]) as deployed:
         yield deployed
 
 
@@ -62,12 +64,12 @@ def nodes_of(world: World, group: str, count: int, **launch: Any) -> tuple[list[
     return ids, world.join_eks(CLUSTER, ids)
 
 
-def node(world: World, name: str) -> dict[str, Any]:
-    return world.eks(CLUSTER).read_node(name)
+def node(world: World, name: str, cluster: str = CLUSTER) -> dict[str, Any]:
+    return world.eks(cluster).read_node(name)
 
 
-def cordoned(world: World, name: str) -> bool:
-    return bool(node(world, name)["spec"].get("unschedulable"))
+def cordoned(world: World, name: str, cluster: str = CLUSTER) -> bool:
+    return bool(node(world, name, cluster)["spec"].get("unschedulable"))
 
 
 def os_image(world: World, name: str) -> str:
@@ -322,3 +324,22 @@ def test_a_token_the_api_server_no_longer_accepts_is_renewed_and_the_rollout_goe
     assert execution.status == "SUCCEEDED"
     assert set(states(world.host_records(execution.name)).values()) == {"updated"}
     assert world.eks_endpoint(CLUSTER).refused_tokens > 0  # refused as expired, then renewed
+
+
+def test_a_cluster_the_roles_are_not_mapped_into_fails_the_rollout_named_with_every_host_recorded(world):
+    ids = world.launch("elsewhere", 2)
+    names = world.join_eks(UNMAPPED, ids)
+
+    execution = world.rollout("elsewhere", NEW)
+
+    assert (execution.status, execution.error) == ("FAILED", "Updraft.RolloutFailed")
+    failed = [e["taskFailedEventDetails"] for e in world.history(execution.arn) if e["type"] == "TaskFailed"]
+    assert [d["error"] for d in failed] == ["KubernetesApiError"]  # refused for good: not retried
+    rollout = world.rollout_record(execution.name)
+    assert "KubernetesApiError" in rollout["error"] and f"cluster {UNMAPPED}: 401" in rollout["error"]
+    records = world.host_records(execution.name)
+    assert set(states(records).values()) == {"skipped"}
+    assert all("not started: the rollout failed" in r["note"] for r in records.values())
+    assert not any(cordoned(world, name, UNMAPPED) for name in names.values())
+    assert set(world.versions().values()) == {OLD}
+    assert world.lock_holder("elsewhere") is None
