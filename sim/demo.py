@@ -245,17 +245,17 @@ def _run(
         outcome = outcome_record(world)
         if record:
             record.write_text(json.dumps(outcome, indent=1, sort_keys=True))
-        return _verdict(console, missed, outcome)
+        return verdict(console, missed, outcome)
 
 
-def _verdict(console: Console, missed: list[str], outcome: dict[str, Any]) -> int:
+def verdict(console: Console, missed: list[str], outcome: dict[str, Any], demo: str = "the demo") -> int:
     """Say whether every check held, and a fingerprint of the run: the same seed prints the same one anywhere."""
     digest = hashlib.sha256(json.dumps(outcome, sort_keys=True).encode()).hexdigest()[:16]
     console.print(f"outcome record {digest} ({outcome['virtual_seconds'] / 60:.1f} simulated minutes)")
     if not missed:
-        console.print("[bold green]every check of the demo held[/]")
+        console.print(f"[bold green]every check of {demo} held[/]")
         return 0
-    console.print("[bold red]the demo did not end as expected:[/]")
+    console.print(f"[bold red]{demo} did not end as expected:[/]")
     for what in missed:
         console.print(f"[red]  - {what}[/]")
     return 1

@@ -17,7 +17,6 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before jsii starts
 
 import argparse
-import hashlib
 import json
 import sys
 from collections import Counter
@@ -28,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sim.bottlerocket import Fault
-from sim.demo import quiet, summary, watch_all
+from sim.demo import quiet, summary, verdict, watch_all
 from sim.report import outcome_record
 from sim.world import World
 from stacks import synthesize
@@ -189,15 +188,7 @@ def run(hosts: int, seed: int, record: Path | None = None) -> int:
         outcome = outcome_record(world)
         if record:
             record.write_text(json.dumps(outcome, indent=1, sort_keys=True))
-        digest = hashlib.sha256(json.dumps(outcome, sort_keys=True).encode()).hexdigest()[:16]
-        console.print(f"outcome record {digest} ({outcome['virtual_seconds'] / 60:.1f} simulated minutes)")
-        if not missed:
-            console.print("[bold green]every check of the EKS demo held[/]")
-            return 0
-        console.print("[bold red]the EKS demo did not end as expected:[/]")
-        for what in missed:
-            console.print(f"[red]  - {what}[/]")
-        return 1
+        return verdict(console, missed, outcome, "the EKS demo")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,6 +80,18 @@ def waves_of(world: World, ids: list[str], group: str = "web", config: UpdraftCo
     ]
 
 
+def once(predicate: Any, action: Any) -> Any:
+    """A step hook that acts the first time the step's input and result satisfy `predicate`."""
+    done: list[bool] = []
+
+    def hook(step_input: dict[str, Any], result: dict[str, Any]) -> None:
+        if not done and predicate(step_input, result):
+            done.append(True)
+            action(step_input, result)
+
+    return hook
+
+
 def assert_all_final(records: dict[str, dict[str, Any]]) -> None:
     unfinished = {i: r["state"] for i, r in records.items() if r["state"] not in FINAL}
     assert not unfinished, f"hosts left in a non-final state: {unfinished}"

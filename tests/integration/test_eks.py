@@ -15,7 +15,7 @@ import pytest
 from sim.bottlerocket import Fault
 from sim.world import World
 from stacks import synthesize
-from tests.integration.conftest import assert_all_final, assert_calls_granted, states
+from tests.integration.conftest import assert_all_final, assert_calls_granted, once, states
 from updraft.adapters.control import Controls
 from updraft.config import UpdraftConfig
 
@@ -80,16 +80,11 @@ def history(record: dict[str, Any]) -> str:
     return " | ".join(record["history"])
 
 
-def once(predicate: Any, action: Any) -> Any:
-    """A step hook that acts the first time the step's input and result satisfy `predicate`."""
-    done: list[bool] = []
-
-    def hook(step_input: dict[str, Any], result: dict[str, Any]) -> None:
-        if not done and predicate(step_input, result):
-            done.append(True)
-            action(step_input, result)
-
-    return hook
+def guarded(world: World, name: str, app: str = "ledger") -> None:
+    """Two replicas of `app` on the node, under a budget that wants both: every eviction is refused (429)."""
+    cluster = world.eks(CLUSTER)
+    cluster.deployment(app, 2, nodes=[name])
+    cluster.budget(app, {"app": app}, min_available=2)
 
 
 def draining(result: dict[str, Any]) -> bool:
@@ -135,8 +130,7 @@ def test_a_budget_that_never_allows_the_eviction_skips_the_host_uncordoned_and_u
     ids, names = nodes_of(world, "nodes", 1)
     (name,) = names.values()
     cluster = world.eks(CLUSTER)
-    cluster.deployment("ledger", 2, nodes=[name])
-    cluster.budget("ledger", {"app": "ledger"}, min_available=2)
+    guarded(world, name)
 
     execution = world.rollout("nodes", NEW)
 
@@ -156,8 +150,7 @@ def test_with_wait_a_blocked_drain_is_waited_on_until_the_budget_allows_it(world
     ids, names = nodes_of(world, "patient", 2)
     blocked, spare = names[ids[0]], names[ids[1]]
     cluster = world.eks(CLUSTER)
-    cluster.deployment("ledger", 2, nodes=[blocked])
-    cluster.budget("ledger", {"app": "ledger"}, min_available=2)
+    guarded(world, blocked)
     world.alarm(ALARM)
 
     def scale_up(step_input: dict[str, Any], result: dict[str, Any]) -> None:
@@ -250,9 +243,7 @@ def test_a_failed_host_is_rolled_back_then_uncordoned_once_ready_on_the_old_vers
 def test_an_alarm_during_the_wave_lets_a_blocked_drain_go_uncordoned(world):
     ids, names = nodes_of(world, "patient", 1)
     (name,) = names.values()
-    cluster = world.eks(CLUSTER)
-    cluster.deployment("ledger", 2, nodes=[name])
-    cluster.budget("ledger", {"app": "ledger"}, min_available=2)
+    guarded(world, name)
     world.alarm(ALARM)
     world.after_step("check_hosts", once(lambda i, r: draining(r), lambda i, r: world.set_alarm(ALARM, "ALARM")))
 
@@ -268,10 +259,8 @@ def test_an_alarm_during_the_wave_lets_a_blocked_drain_go_uncordoned(world):
 
 def test_an_abort_mid_drain_uncordons_the_node_and_starts_nothing_more(world):
     _ids, names = nodes_of(world, "patient", 3)
-    cluster = world.eks(CLUSTER)
     for index, name in enumerate(names.values()):  # every node blocked: whichever is the canary
-        cluster.deployment(f"ledger-{index}", 2, nodes=[name])
-        cluster.budget(f"ledger-{index}", {"app": f"ledger-{index}"}, min_available=2)
+        guarded(world, name, f"ledger-{index}")
     world.alarm(ALARM)
     controls = Controls(world.outputs["LedgerTableName"])
 
@@ -293,9 +282,7 @@ def test_an_abort_mid_drain_uncordons_the_node_and_starts_nothing_more(world):
 def test_a_rollout_stopped_mid_drain_is_settled_with_its_node_uncordoned(world):
     ids, names = nodes_of(world, "patient", 1)
     (name,) = names.values()
-    cluster = world.eks(CLUSTER)
-    cluster.deployment("ledger", 2, nodes=[name])
-    cluster.budget("ledger", {"app": "ledger"}, min_available=2)
+    guarded(world, name)
     world.alarm(ALARM)
     stop: dict[str, str] = {}
     world.after_step("check_hosts", lambda i, r: stop.setdefault("rollout", i["rollout"]["rollout_id"]))

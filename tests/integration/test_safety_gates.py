@@ -12,7 +12,7 @@ import pytest
 
 from sim.world import World
 from stacks import synthesize
-from tests.integration.conftest import assert_all_final, assert_calls_granted, states, waves_of
+from tests.integration.conftest import assert_all_final, assert_calls_granted, once, states, waves_of
 from updraft.adapters.control import Controls
 from updraft.config import UpdraftConfig
 
@@ -65,18 +65,6 @@ def applied_at(record: dict[str, Any]) -> datetime:
 
 def controls(world: World) -> Controls:
     return Controls(world.outputs["LedgerTableName"])
-
-
-def once(predicate: Any, action: Any) -> Any:
-    """A step hook that acts the first time the step's result satisfies `predicate`."""
-    done: list[bool] = []
-
-    def hook(step_input: dict[str, Any], result: dict[str, Any]) -> None:
-        if not done and predicate(step_input, result):
-            done.append(True)
-            action(step_input, result)
-
-    return hook
 
 
 def verdict_of(result: dict[str, Any]) -> str | None:

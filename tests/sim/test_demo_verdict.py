@@ -45,8 +45,8 @@ def test_the_verdict_names_every_check_that_did_not_hold() -> None:
     console = Console(width=200, record=True)
     outcome = {"virtual_seconds": 600.0, "executions": []}
 
-    assert demo._verdict(console, ["no host runs 1.27.0", "every rollout of 1.26.1 succeeded"], outcome) == 1
-    assert demo._verdict(console, [], outcome) == 0
+    assert demo.verdict(console, ["no host runs 1.27.0", "every rollout of 1.26.1 succeeded"], outcome) == 1
+    assert demo.verdict(console, [], outcome) == 0
 
     text = console.export_text()
     assert "- no host runs 1.27.0" in text and "- every rollout of 1.26.1 succeeded" in text
