@@ -47,7 +47,7 @@ campaign: setup
 
 # The same seeded runs on an idle and on a saturated machine: their outcome records must be identical.
 compare: setup
-	$(PY) bench/load_compare.py demo bench:100 bench:1000
+	$(PY) bench/load_compare.py demo demo-eks bench:100 bench:1000 eks:100
 
 bench: setup
 	$(PY) bench/rollout_bench.py

@@ -7,7 +7,8 @@ every figure but wall time). The loaded run starts a bounded CPU hog first: one 
 each stopping by itself after --hog-limit seconds at most. The two runs also use different hash seeds
 (PYTHONHASHSEED), so an outcome that hung on the order of a set would show too.
 
-Run: `.venv/bin/python bench/load_compare.py demo bench:100 bench:1000` (exit 1 if any pair differs).
+Run: `.venv/bin/python bench/load_compare.py demo demo-eks bench:100 bench:1000 eks:100` (exit 1 if any pair
+differs).
 """
 
 from __future__ import annotations
@@ -29,10 +30,24 @@ from sim.load import Hog  # noqa: E402
 
 
 def job_command(job: str, record: Path, seed: int) -> list[str]:
-    """`demo` (the demo's three acts), `bench:N` (the benchmark's rollout of N hosts, one at a time off) or
-    `campaign:N` (N runs of the fault campaign from the seed on: its counts)."""
-    if job == "demo":
-        return [sys.executable, "-m", "sim.demo", "--seed", str(seed), "--record", str(record)]
+    """`demo` (the demo's three acts), `demo-eks` (the EKS demo), `bench:N` (the benchmark's rollout of N hosts,
+    one at a time off), `eks:N` (the EKS benchmark's rollout of N nodes) or `campaign:N` (N runs of the fault
+    campaign from the seed on: its counts)."""
+    if job in ("demo", "demo-eks"):
+        module = "sim.demo" if job == "demo" else "sim.demo_eks"
+        return [sys.executable, "-m", module, "--seed", str(seed), "--record", str(record)]
+    if job.startswith("eks:"):
+        script = str(ROOT / "bench" / "eks_bench.py")
+        return [
+            sys.executable,
+            script,
+            "--nodes",
+            job.removeprefix("eks:"),
+            "--seed",
+            str(seed),
+            "--record",
+            str(record),
+        ]
     if job.startswith("campaign:"):
         runs = job.removeprefix("campaign:")
         script = str(ROOT / "bench" / "fault_campaign.py")
@@ -52,7 +67,7 @@ def job_command(job: str, record: Path, seed: int) -> list[str]:
             "--record",
             str(record),
         ]
-    raise SystemExit(f"unknown job {job!r}: demo or bench:<hosts>")
+    raise SystemExit(f"unknown job {job!r}: demo, demo-eks, bench:<hosts>, eks:<nodes> or campaign:<runs>")
 
 
 def run(job: str, seed: int, hash_seed: int, loaded: bool, hog_limit: float) -> tuple[dict[str, Any], float]:

@@ -41,4 +41,5 @@ class KubernetesApiError(UpdraftError):
 
 
 class KubernetesUnavailable(UpdraftError):
-    """An EKS cluster's Kubernetes API did not answer, or answered with a server error: the step is retried."""
+    """An EKS cluster's Kubernetes API did not answer, throttled the request (429) or answered with a server error:
+    the step is retried."""

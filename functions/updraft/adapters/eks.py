@@ -81,7 +81,8 @@ def _call(cluster: str, now: datetime, request: Callable[[_Session], T]) -> T:
             if error.status == 401 and attempt == 1:
                 eks_auth.forget(cluster)
                 continue
-            if error.status in (None, 0) or error.status >= 500:
+            # No answer, too many requests (the API server's priority and fairness), or a server error: later.
+            if error.status in (None, 0, 429) or error.status >= 500:
                 raise KubernetesUnavailable(f"cluster {cluster}: {error.status} {error.reason}") from None
             raise KubernetesApiError(f"cluster {cluster}: {error.status} {error.reason}: {_message(error)}") from None
         except HTTPError as error:
