@@ -187,7 +187,8 @@ def main() -> None:
         result, outcome = run(synthesize(config()), args.nodes, args.seed)
     if args.record:  # every figure but the wall time, and the outcome: what no machine may change
         figures_only = {key: value for key, value in asdict(result).items() if key != "wall_seconds"}
-        args.record.write_text(json.dumps({"figures": figures_only, "outcome": outcome}, indent=1, sort_keys=True))
+        entry = {str(args.nodes): {"figures": figures_only, "outcome": outcome}}  # rollout_bench.py's shape
+        args.record.write_text(json.dumps(entry, indent=1, sort_keys=True))
     if args.json:
         print(json.dumps(asdict(result) | {"ratio": result.ratio, "at": datetime.now().isoformat()}, indent=2))
         return
