@@ -140,10 +140,12 @@ FUNCTIONS = (
         reaches_nodes=True,
     ),
     FunctionSpec("bake", timeout_minutes=1, publishes_events=True, reads_alarms=True),
+    # Cordons an updated EKS node before its rollback reboots it.
     FunctionSpec(
         "halt",
         runs_documents=("rollback",),
         unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, _LIST_COMMANDS),
+        reaches_nodes=True,
     ),
     FunctionSpec("abort_rollout", timeout_minutes=1),
     # Both put ECS hosts a failed rollout left draining (nothing applied yet) back to ACTIVE, and uncordon such

@@ -40,8 +40,8 @@ def roles_of(template: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def test_the_reaching_functions_are_the_ones_that_drain_check_and_settle_hosts():
-    assert REACHING == ["apply_wave", "check_hosts", "finish", "on_execution_end"]
+def test_the_reaching_functions_are_the_ones_that_drain_check_halt_and_settle_hosts():
+    assert REACHING == ["apply_wave", "check_hosts", "finish", "halt", "on_execution_end"]
 
 
 def test_each_reaching_role_gets_an_access_entry_in_each_stack_managed_cluster(template):

@@ -26,6 +26,7 @@ VARIANT = "aws-k8s-1.32"
 CLUSTER = "prod-eks"
 UNMAPPED = "other-eks"  # its owner maps the roles, and has not yet
 ALARM = "shop-5xx"
+BAKE_ALARM = "checkout-5xx"
 BUDGET = {"canary": "1", "per_wave": "2", "total": "50%"}
 DRAIN = {"cluster": CLUSTER, "drain_timeout_seconds": 600}
 CONFIG = UpdraftConfig.model_validate(
@@ -41,6 +42,14 @@ CONFIG = UpdraftConfig.model_validate(
                 "alarms": {"names": [ALARM]},
             },
             {"name": "elsewhere", "variant": VARIANT, "eks": {"cluster": UNMAPPED, "access_entries": False}},
+            {
+                "name": "baked",
+                "variant": VARIANT,
+                "rollback_scope": "wave",
+                "alarms": {"names": [BAKE_ALARM]},
+                "bake_seconds": 600,
+                "eks": DRAIN,
+            },
         ]
     }
 )
@@ -298,6 +307,42 @@ def test_a_rollout_stopped_mid_drain_is_settled_with_its_node_uncordoned(world):
     assert record["note"].endswith("nothing applied, node uncordoned")
     assert not cordoned(world, name)
     assert world.lock_holder("patient") is None
+
+
+def test_a_halt_drains_an_updated_node_before_its_rollback_and_uncordons_it_after(world):
+    ids, names = nodes_of(world, "baked", 3)
+    cluster = world.eks(CLUSTER)
+    world.alarm(BAKE_ALARM)
+    canary: dict[str, str] = {}
+
+    def pods_back_then_alarm(step_input: dict[str, Any], result: dict[str, Any]) -> None:
+        records = world.host_records(step_input["rollout"]["rollout_id"])
+        (updated,) = [i for i, r in records.items() if r["state"] == "updated"]
+        canary.update(id=updated, node=names[updated])
+        cluster.deployment("cart", 2, nodes=[names[updated]])  # the updated node took work again
+        world.set_alarm(BAKE_ALARM, "ALARM", "5xx above 1%")
+
+    baking = once(
+        lambda i, r: i["wave"] == 0 and (r.get("progress") or {}).get("verdict") == "bake", pods_back_then_alarm
+    )
+    world.after_step("check_hosts", baking)
+
+    execution = world.rollout("baked", NEW)
+
+    assert world.rollout_record(execution.name)["status"] == "halted"
+    record = world.host_records(execution.name)[canary["id"]]
+    assert record["state"] == "rolled-back"
+    steps = history(record)
+    order = [
+        steps.index(seen) for seen in ("cordoning node", "evicting 2 pods before the rollback", "drained, rolling back")
+    ]
+    assert order == sorted(order)
+    assert f"node {canary['node']} Ready and uncordoned" in record["note"]
+    assert not cordoned(world, canary["node"])
+    assert world.versions()[canary["id"]] == OLD
+    assert not any(
+        pod.startswith("cart-") for pod in cluster.pods_on(canary["node"])
+    )  # evicted, not killed by the reboot
 
 
 # -- authentication ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from updraft.config import EksPolicy, GroupPolicy
 from updraft.domain import nodes
 from updraft.domain.host_actions import EvictPods, NodeView, Observation, PodView, SendDocument, SetSchedulable, Step
 from updraft.domain.host_record import Doc, HostRecord, HostState, RollbackStep, deadline_after
-from updraft.domain.host_transitions import abandon, advance, begin_node_drain, evicted, release_drain
+from updraft.domain.host_transitions import abandon, advance, begin_node_drain, begin_rollback, evicted, release_drain
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 PREV, TARGET = "1.26.0", "1.26.1"
@@ -191,3 +191,35 @@ def test_a_rolled_back_node_is_uncordoned_once_ready_on_the_previous_version() -
 def test_a_host_abandoned_after_its_drain_is_recorded_with_its_node_left_cordoned() -> None:
     assert "left cordoned" in abandon(host(HostState.REBOOTING), "stopped", at(30)).note
     assert "left cordoned" not in abandon(draining(), "stopped", at(30)).note  # uncordoned by the settlement
+
+
+# -- a halt's rollback of an updated node ------------------------------------------------------------------------
+def test_an_updated_node_is_cordoned_and_drained_before_its_rollback_reboots_it() -> None:
+    updated = host(HostState.UPDATED)
+    step = begin_rollback(updated, "rolling back with the halted rollout", Observation(online=True), T0, SKIP)
+    assert step.action == SetSchedulable(False)
+    assert (step.record.state, step.record.rollback_step) == (HostState.ROLLING_BACK, RollbackStep.DRAIN)
+    evicting = advance(step.record, seen(node(pod("web-0"), pod("agent", owner_kind="DaemonSet"))), at(30), SKIP)
+    assert evicting.action == EvictPods(("shop/web-0",))
+    drained = advance(evicting.record, seen(node(pod("agent", owner_kind="DaemonSet"))), at(60), SKIP)
+    assert drained.action == SendDocument(Doc.ROLLBACK, PREV)
+    assert drained.record.rollback_step is RollbackStep.COMMAND
+
+
+def test_a_rollback_drain_at_its_deadline_rolls_back_anyway_whatever_the_policy() -> None:
+    record = host(
+        HostState.ROLLING_BACK,
+        rollback_step=RollbackStep.DRAIN,
+        deadline=deadline_after(T0, 600),
+        drain_blocked="eviction of shop/web-0 refused: budget",
+    )
+    for policy in (SKIP, WAIT):
+        step = advance(record, seen(node(pod("web-0"))), at(600), policy)
+        assert step.action == SendDocument(Doc.ROLLBACK, PREV)
+        assert "rolling back anyway" in step.record.note
+
+
+def test_a_failed_host_is_already_drained_and_rolls_back_at_once() -> None:
+    failed = host(HostState.FAILED, failure="verification failed")
+    step = begin_rollback(failed, "rolling back", Observation(online=True), T0, SKIP)
+    assert step.action == SendDocument(Doc.ROLLBACK, PREV)

@@ -51,6 +51,7 @@ class Doc(StrEnum):
 
 
 class RollbackStep(StrEnum):
+    DRAIN = "drain"  # an updated EKS node, cordoned and drained before its rollback reboots it
     RECOVER = "recover"  # rebooted through EC2; waiting for the agent
     COMMAND = "command"  # rollback document sent
     REBOOT = "reboot"  # rollback rebooted the host; waiting for the agent

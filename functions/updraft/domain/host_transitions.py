@@ -59,18 +59,12 @@ def fail(record: HostRecord, reason: str, seen: Observation, now: datetime, poli
 
 def begin_rollback(record: HostRecord, note: str, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     """Undo the update on a host: through the update API if its agent answers, else reboot it first
-    (a hung boot of a new image falls back to the old one in the boot loader)."""
+    (a hung boot of a new image falls back to the old one in the boot loader). An updated EKS node took pods
+    again: it is cordoned and drained first."""
+    if seen.online and record.node_name and record.state is HostState.UPDATED:
+        return _drain_before_rollback(record, note, now, policy)
     if seen.online:
-        moved = record.move(
-            HostState.ROLLING_BACK,
-            note,
-            now,
-            rollback_step=RollbackStep.COMMAND,
-            deadline=deadline_after(now, policy.apply_timeout_seconds),
-            command_doc=None,
-            command_id=None,
-        )
-        return Step(moved, SendDocument(Doc.ROLLBACK, record.previous_version))
+        return _send_rollback(record, note, now, policy)
     moved = record.move(
         HostState.ROLLING_BACK,
         f"{note}; agent offline, rebooting through EC2",
@@ -81,6 +75,52 @@ def begin_rollback(record: HostRecord, note: str, seen: Observation, now: dateti
         command_id=None,
     )
     return Step(moved, RebootThroughEc2())
+
+
+def _send_rollback(record: HostRecord, note: str, now: datetime, policy: GroupPolicy) -> Step:
+    moved = record.move(
+        HostState.ROLLING_BACK,
+        note,
+        now,
+        rollback_step=RollbackStep.COMMAND,
+        deadline=deadline_after(now, policy.apply_timeout_seconds),
+        command_doc=None,
+        command_id=None,
+    )
+    return Step(moved, SendDocument(Doc.ROLLBACK, record.previous_version))
+
+
+def _drain_before_rollback(record: HostRecord, note: str, now: datetime, policy: GroupPolicy) -> Step:
+    timeout = policy.eks.drain_timeout_seconds if policy.eks else 0
+    moved = record.move(
+        HostState.ROLLING_BACK,
+        f"{note}; cordoning node {record.node_name} first",
+        now,
+        rollback_step=RollbackStep.DRAIN,
+        deadline=deadline_after(now, timeout),
+        command_doc=None,
+        command_id=None,
+        drain_refusals=0,
+        evict_after=None,
+        drain_blocked="",
+    )
+    return Step(moved, SetSchedulable(False))
+
+
+def _draining_for_rollback(record: HostRecord, node: NodeView | None, now: datetime, policy: GroupPolicy) -> Step:
+    """Evict as for an update, but the release is what is wrong: at the drain deadline the rollback goes ahead,
+    whatever still runs on the node (and whatever pdb_blocked says)."""
+    if node is None or not nodes.waited_on(node):
+        return _send_rollback(record, f"node {record.node_name} drained, rolling back", now, policy)
+    if _past(record, now):
+        note = f"drain not finished at its deadline ({_drain_blocker(record, node)}); rolling back anyway"
+        return _send_rollback(record, note, now, policy)
+    evictions = nodes.next_evictions(node, policy.eks.evict_concurrency if policy.eks else 1)
+    retry_at = record.evict_after
+    if evictions and (retry_at is None or now >= datetime.fromisoformat(retry_at)):
+        moved = record.move(HostState.ROLLING_BACK, f"evicting {len(evictions)} pods before the rollback", now)
+        return Step(moved, EvictPods(evictions))
+    return Step(record)
 
 
 def _failed(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
@@ -403,6 +443,8 @@ def _reactivating(record: HostRecord, seen: Observation, now: datetime) -> Step:
 
 def _rolling_back(record: HostRecord, seen: Observation, now: datetime, policy: GroupPolicy) -> Step:
     step = record.rollback_step
+    if step is RollbackStep.DRAIN:
+        return _draining_for_rollback(record, seen.node, now, policy)
     if step is RollbackStep.ACTIVATE:
         return _reactivating(record, seen, now)
     if step in (RollbackStep.RECOVER, RollbackStep.REBOOT):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from updraft.adapters import ec2, ecs, eks, ssm
 from updraft.domain.host_actions import ContainerView, Invocation, NodeView, Observation
-from updraft.domain.host_record import HostRecord, HostState
+from updraft.domain.host_record import HostRecord, HostState, RollbackStep
 
 # ECS container instances are looked at while they matter: draining, being set ACTIVE again after the update
 # or after a rollback.
@@ -77,8 +77,13 @@ def _look_at_nodes(hosts: list[HostRecord], now: datetime) -> dict[str, NodeView
             node = found.get(host.instance_id)
             if node and node.name != host.node_name:
                 continue  # another node has this instance now: the recorded one is gone
-            if node and host.state is HostState.DRAINING:
+            if node and _drains(host):
                 node = replace(node, pods=eks.pods_on(cluster, node.name, now))
             if node:
                 views[host.instance_id] = node
     return views
+
+
+def _drains(host: HostRecord) -> bool:
+    """Its node is being drained: before its update, or before the rollback of an updated node."""
+    return host.state is HostState.DRAINING or host.rollback_step is RollbackStep.DRAIN
