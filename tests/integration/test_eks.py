@@ -310,7 +310,7 @@ def test_a_rollout_stopped_mid_drain_is_settled_with_its_node_uncordoned(world):
 
 
 def test_a_halt_drains_an_updated_node_before_its_rollback_and_uncordons_it_after(world):
-    ids, names = nodes_of(world, "baked", 3)
+    _, names = nodes_of(world, "baked", 3)
     cluster = world.eks(CLUSTER)
     world.alarm(BAKE_ALARM)
     canary: dict[str, str] = {}
