@@ -21,6 +21,7 @@ from cli.deployment import Deployment, caller, find
 from cli.errors import CliError, NotFound, Refused, UsageProblem
 from cli.planning import make_plan, plan_document
 from cli.records import Records, history_row
+from cli.report_file import write_report
 from updraft.adapters.aws import client
 from updraft.adapters.control import GLOBAL, Controls
 from updraft.config import GROUP_NAME, RolloutRequest
@@ -215,6 +216,28 @@ def history(
     """The group's rollouts, newest first."""
     rows = [history_row(item) for item in Records(find(stack)).history(_group_name(group), limit)]
     show(rows, as_json, lambda r: views.history_table(group, r))
+
+
+# -- the report ----------------------------------------------------------------------------------------------
+@app.command()
+@handled
+def report(
+    rollout: Annotated[str, typer.Argument(help="The rollout id (the execution's name; see `updraft history`).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write it.")] = Path("report.html"),
+    png: Annotated[bool, typer.Option("--png", help="Write the timeline picture alone, as PNG.")] = False,
+    width: Annotated[int, typer.Option("--width", min=600, max=8000, help="The PNG's width in pixels.")] = 1600,
+    stack: Stack = "Updraft",
+    as_json: Json = False,
+) -> None:
+    """One self-contained HTML page of a rollout: its timeline (hosts by wave and AZ against time, coloured by
+    state, with waves, bakes, alarms and the halt marked), its summary and its failed hosts and why."""
+    timeline = Records(find(stack)).timeline(rollout, now().isoformat())
+    written = write_report(timeline, out, png, width)
+    show(written, as_json, lambda w: f"wrote {w['path']} ({w['format']}, {w['hosts']} hosts{_size(w)})")
+
+
+def _size(written: dict[str, Any]) -> str:
+    return f", {written['width']}x{written['height']} px" if "width" in written else ""
 
 
 # -- requests on a running rollout ----------------------------------------------------------------------------

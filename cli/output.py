@@ -25,6 +25,11 @@ def as_json(data: Any) -> str:
     return json.dumps(data, default=_plain, indent=2, sort_keys=True)
 
 
+def plain(data: Any) -> Any:
+    """DynamoDB's values as JSON would give them: ints, floats, lists."""
+    return json.loads(json.dumps(data, default=_plain))
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(as_json(data) + "\n")
 

@@ -10,6 +10,7 @@ import boto3
 
 from cli.deployment import Deployment
 from cli.errors import NotFound
+from cli.output import plain
 from updraft.adapters.aws import RETRIES
 from updraft.adapters.control import ENDED
 from updraft.adapters.ledger import Ledger
@@ -75,6 +76,25 @@ class Records:
             "skipped": [_pick(item, ("instance_id", "az", "note")) for item in skipped],
         }
 
+    def timeline(self, rollout_id: str, now: str) -> dict[str, Any]:
+        """What the rollout's report draws: its record, every host with its history, the hosts left out at
+        planning, and its own events (`now` ends the spans of a rollout still running)."""
+        meta = self.rollout(rollout_id)
+        return plain(
+            {
+                "rollout": _pick(meta, TIMELINE_FIELDS),
+                "hosts": [
+                    host.model_dump(mode="json", include=set(TIMELINE_HOST))
+                    for host in self.ledger.all_hosts(rollout_id)
+                ],
+                "skipped": [
+                    _pick(item, ("instance_id", "az", "note")) for item in self.ledger.skipped_hosts(rollout_id)
+                ],
+                "events": [_pick(item, ("kind", "at", "wave", "detail")) for item in self.ledger.events(rollout_id)],
+                "now": meta.get("finished_at") or now,
+            }
+        )
+
 
 def decoded(meta: dict[str, Any]) -> dict[str, Any]:
     item = {k: v for k, v in meta.items() if k not in ("pk", "sk", "group_key")}
@@ -103,6 +123,18 @@ def waves(meta: dict[str, Any], hosts: list[dict[str, Any]]) -> list[dict[str, A
     ]
 
 
+TIMELINE_FIELDS = (*HISTORY_FIELDS, "group", "halt_reason", "error", "wave_sizes")
+TIMELINE_HOST = (
+    "instance_id",
+    "az",
+    "wave",
+    "state",
+    "previous_version",
+    "target_version",
+    "failure",
+    "note",
+    "history",
+)
 HOST_FIELDS = ("instance_id", "az", "state", "previous_version", "target_version", "failure", "note", "updated_at")
 
 

@@ -129,7 +129,7 @@ def checks(world: World, execution: Any, roles: dict[str, str], ids: list[str]) 
     cluster = world.eks(CLUSTER)
     versions = world.versions()
     blocked, failing, disrupted, operated = (roles[k] for k in ("blocked", "failing", "disrupted", "operated"))
-    waited = " | ".join(records[blocked]["history"])
+    waited = " | ".join(f"{e['state']}: {e['note']}" for e in records[blocked]["history"])
     left_alone = {disrupted, operated, failing}
     web_ready = sum(
         1
@@ -180,8 +180,8 @@ def run(hosts: int, seed: int, record: Path | None = None) -> int:
         console.print(node_table(world, roles, ids))
         blocked = world.host_records(execution.name)[roles["blocked"]]
         console.print(f"[bold]the blocked node's way[/] (host {roles['blocked']}):")
-        for line in blocked["history"]:
-            console.print(f"  {line}", highlight=False)
+        for entry in blocked["history"]:
+            console.print(f"  {entry['at']} {entry['state']}: {entry['note']}", highlight=False)
         states = Counter(r["state"] for r in world.host_records(execution.name).values())
         console.print("hosts: " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
         missed = checks(world, execution, roles, ids)

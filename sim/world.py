@@ -325,7 +325,15 @@ class World:
             start = page.get("LastEvaluatedKey")
             if not start:
                 break
-        return {item["instance_id"]: item for item in items if item[ledger_schema.SK] != ledger_schema.META}
+        hosts = (ledger_schema.WAVE, ledger_schema.SKIPPED)
+        return {item["instance_id"]: item for item in items if item[ledger_schema.SK].startswith(hosts)}
+
+    def rollout_events(self, rollout_id: str) -> list[dict[str, Any]]:
+        """The rollout's own events (waves, bakes, alarms, halt, ...), as the ledger keeps them."""
+        condition = Key(ledger_schema.PK).eq(ledger_schema.rollout_pk(rollout_id)) & Key(ledger_schema.SK).begins_with(
+            ledger_schema.EVENT
+        )
+        return self.ledger.query(KeyConditionExpression=condition)["Items"]
 
     def lock_holder(self, group: str) -> str | None:
         return self.locks.get_item(Key={"group": group}).get("Item", {}).get("holder")

@@ -10,6 +10,8 @@ The ledger table, partition key `pk`, sort key `sk`:
     ROLLOUT#<rollout>  / WAVE#<wave:04d>#<host>   a host the plan put into a wave, with its write count
                                                   (`revision`): a wave is one Query
     ROLLOUT#<rollout>  / SKIPPED#<host>           a host the plan left out, and why
+    ROLLOUT#<rollout>  / EVENT#<kind>[#<wave>...] the rollout's own events (waves, bakes, alarms, halt, pauses):
+                                                  one item each, keyed by what it is, written once
     REQUEST#<rollout>  / META                     an operator's pause, resume and abort of a running rollout
     GROUP#<group>      / VERSION#<version>        how the group's last rollout to that version ended
     AUTO#<group>       / <version>                the execution that took that release for an automatic rollout
@@ -52,6 +54,7 @@ ROLLOUT = "ROLLOUT#"
 META = "META"
 WAVE = "WAVE#"
 SKIPPED = "SKIPPED#"
+EVENT = "EVENT#"
 REQUEST = "REQUEST#"
 GROUP = "GROUP#"
 VERSION = "VERSION#"
@@ -84,6 +87,10 @@ def host_key(rollout_id: str, wave: int, instance_id: str) -> dict[str, str]:
 
 def skipped_key(rollout_id: str, instance_id: str) -> dict[str, str]:
     return {PK: rollout_pk(rollout_id), SK: f"{SKIPPED}{instance_id}"}
+
+
+def event_item_key(rollout_id: str, key: str) -> dict[str, str]:
+    return {PK: rollout_pk(rollout_id), SK: f"{EVENT}{key}"}
 
 
 def group_outcome_key(group: str, version: str) -> dict[str, str]:
@@ -133,6 +140,10 @@ def host_item(record: HostRecord, revision: int) -> dict[str, Any]:
 
 def skipped_item(rollout_id: str, host: dict[str, Any]) -> dict[str, Any]:
     return {**skipped_key(rollout_id, host["instance_id"]), **host}
+
+
+def event_item(rollout_id: str, key: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {**event_item_key(rollout_id, key), **fields}
 
 
 def group_outcome_item(group: str, version: str, outcome: str, rollout_id: str, now: str) -> dict[str, Any]:

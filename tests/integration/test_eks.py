@@ -86,7 +86,7 @@ def os_image(world: World, name: str) -> str:
 
 
 def history(record: dict[str, Any]) -> str:
-    return " | ".join(record["history"])
+    return " | ".join(f"{e['state']}: {e['note']}" for e in record["history"])
 
 
 def guarded(world: World, name: str, app: str = "ledger") -> None:

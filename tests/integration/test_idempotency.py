@@ -59,6 +59,17 @@ def crash_after_sending(monkeypatch: pytest.MonkeyPatch, world: World, doc: str,
     return crashed
 
 
+def way(record: dict[str, Any]) -> list[str]:
+    """The states a host went through, from its recorded history (notes within a state left out)."""
+    states_entered = [entry["state"] for entry in record["history"]]
+    return [state for i, state in enumerate(states_entered) if i == 0 or states_entered[i - 1] != state]
+
+
+def events(world: World, rollout_id: str) -> list[tuple[str, Any, str]]:
+    """The rollout's own events, without their times."""
+    return sorted((e["kind"], e.get("wave"), e["detail"]) for e in world.rollout_events(rollout_id))
+
+
 def task_failures(world: World, arn: str) -> int:
     """How many step attempts died of the injected crash (each one the state machine then retried)."""
     failed = [event.get("taskFailedEventDetails", {}) for event in world.history(arn) if event["type"] == "TaskFailed"]
@@ -78,6 +89,9 @@ def test_a_crash_between_send_command_and_the_ledger_write_sends_no_second_apply
     assert world.api_calls["ssm:ListCommands"] >= 2  # each retry looked its command up instead of resending
     records = world.host_records(execution.name)
     assert states(records) == dict.fromkeys(ids, "updated")
+    # The retried attempts found the hosts where the crashed ones had moved them: each state once in their history.
+    way_of_each = ["pending", "applying", "rebooting", "verifying", "updated"]
+    assert {i: way(records[i]) for i in ids} == {i: way_of_each for i in ids}
     assert all(world.versions()[i] == NEW for i in ids)
     assert_calls_granted(world, template)
 
@@ -163,6 +177,8 @@ def outcome(world: World, execution: Any, ids: list[str]) -> dict[str, Any]:
         "status": execution.status,
         "error": execution.error,
         "hosts": by_launch({i: (r["state"], r.get("failure")) for i, r in records.items()}),
+        "history": by_launch({i: [(e["state"], e["note"]) for e in r["history"]] for i, r in records.items()}),
+        "events": events(world, execution.name),
         "wave_results": json.loads(meta.get("wave_results", "{}")),
         "rollout": (meta["status"], meta.get("summary")),
         "apply": by_launch(commands_per_host(world, "apply")),

@@ -59,7 +59,7 @@ def waves(world: World, ids: list[str], group: str) -> list[list[str]]:
 
 def applied_at(record: dict[str, Any]) -> datetime:
     """When the rollout sent the host its apply (from the host's recorded history)."""
-    (stamp,) = [line.split(" ")[0] for line in record["history"] if " applying: " in line]
+    (stamp,) = [entry["at"] for entry in record["history"] if entry["state"] == "applying"]
     return datetime.fromisoformat(stamp)
 
 

@@ -124,7 +124,7 @@ def test_policy_wait_waits_for_a_standalone_task_and_skips_a_host_whose_drain_ou
     assert_all_final(records)
     assert states(records) == {short: "updated", endless: "skipped", serving: "updated"}
     assert "drain did not finish within 600 s (1 tasks still running)" in records[endless]["note"]
-    history = " | ".join(records[short]["history"])
+    history = " | ".join(f"{e['state']}: {e['note']}" for e in records[short]["history"])
     assert "waiting on tasks no service owns" in history and "checking-health" in history
     versions = world.versions()
     assert (versions[short], versions[endless], versions[serving]) == (NEW, OLD, NEW)

@@ -26,6 +26,7 @@ from updraft.errors import AlarmNotFound, RolloutNotFound
 from updraft.ledger_schema import (
     CLOSED,
     CONTROL,
+    EVENT,
     GLOBAL,
     GROUP_KEY,
     META,
@@ -38,6 +39,7 @@ from updraft.ledger_schema import (
     WAVE,
     automatic_claim_item,
     automatic_claim_key,
+    event_item,
     group_outcome_item,
     group_outcome_key,
     host_item,
@@ -180,6 +182,17 @@ class MemoryLedger:
 
     def skipped_hosts(self, rollout_id: str) -> list[dict[str, Any]]:
         return self.table.query(rollout_pk(rollout_id), SKIPPED)
+
+    # -- the rollout's own events --------------------------------------------------------------------------
+    def record_event(self, rollout_id: str, key: str, fields: dict[str, Any]) -> bool:
+        item = event_item(rollout_id, key, fields)
+        if self.table.get(item) is not None:
+            return False
+        self.table.put(item)
+        return True
+
+    def events(self, rollout_id: str) -> list[dict[str, Any]]:
+        return self.table.query(rollout_pk(rollout_id), EVENT)
 
 
 class MemoryLocks:

@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from tests.steps.memory import Memory
 from updraft.adapters.aws_ports import aws_ports
-from updraft.domain.host_record import HostRecord, HostState
+from updraft.domain.host_record import HostRecord, HostState, planned_entry
 from updraft.errors import RolloutNotFound
 from updraft.ports import Ports
 
@@ -194,6 +194,40 @@ def test_a_closed_host_takes_only_the_settlement_s_writes(subject: Subject) -> N
 
     assert ledger.put_hosts([closed.move(HostState.APPLYING, "a late step", T0)]) == []
     assert len(ledger.put_hosts([closed.move(HostState.SKIPPED, "settled again", T0)], T0.isoformat())) == 1
+
+
+def test_a_host_s_history_round_trips_through_the_ledger(subject: Subject) -> None:
+    ledger = subject.ports.ledger
+    ledger.put_planned([host("i-1").model_copy(update={"history": planned_entry("planned in wave 0", T0)})])
+    (read,) = ledger.all_hosts("r-1")
+
+    ledger.put_hosts([read.move(HostState.APPLYING, "apply sent", T0 + timedelta(minutes=1))])
+
+    history = ledger.host("r-1", 0, "i-1").history
+    assert [(e.state, e.note) for e in history] == [
+        (HostState.PENDING, "planned in wave 0"),
+        (HostState.APPLYING, "apply sent"),
+    ]
+    assert history[1].at == (T0 + timedelta(minutes=1)).isoformat()
+
+
+# -- the rollout's own events ------------------------------------------------------------------------------
+def test_an_event_is_kept_once_the_first_record_standing(subject: Subject) -> None:
+    ledger = subject.ports.ledger
+    ledger.create_rollout(rollout())
+    first = {"kind": "wave-started", "at": T0.isoformat(), "wave": 0, "detail": "3 hosts"}
+
+    assert ledger.record_event("r-1", "wave-started#0000", first)
+    assert not ledger.record_event("r-1", "wave-started#0000", {**first, "at": "later"})  # a retried step
+    assert ledger.record_event("r-1", "wave-started#0001", {**first, "wave": 1})
+
+    kept = ledger.events("r-1")
+    assert [(e["kind"], e["wave"], e["at"]) for e in kept] == [
+        ("wave-started", Decimal(0), T0.isoformat()),
+        ("wave-started", Decimal(1), T0.isoformat()),
+    ]
+    assert ledger.events("other") == []
+    assert [h.instance_id for h in ledger.all_hosts("r-1")] == []  # events are not hosts
 
 
 # -- the lock --------------------------------------------------------------------------------------------

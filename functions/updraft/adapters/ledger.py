@@ -18,6 +18,7 @@ from updraft.errors import RolloutNotFound
 from updraft.ledger_schema import (
     BY_GROUP,
     CLOSED,
+    EVENT,
     GROUP_KEY,
     PK,
     REQUEST_FIELDS,
@@ -26,6 +27,7 @@ from updraft.ledger_schema import (
     SKIPPED,
     WAVE,
     automatic_claim_item,
+    event_item,
     group_outcome_item,
     group_outcome_key,
     host_item,
@@ -83,6 +85,20 @@ class Ledger:
             Limit=newest,
         )
         return page["Items"]
+
+    # -- the rollout's own events ------------------------------------------------------------------
+    def record_event(self, rollout_id: str, key: str, fields: dict[str, Any]) -> bool:
+        """Keep the event once: False if it was recorded already (a retried step), which keeps the first."""
+        try:
+            self.table.put_item(
+                Item=event_item(rollout_id, key, fields), ConditionExpression=f"attribute_not_exists({PK})"
+            )
+            return True
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def events(self, rollout_id: str) -> list[dict[str, Any]]:
+        return self._query(rollout_id, EVENT)
 
     # -- groups: what each group finished, and which automatic rollout took a release ------------------
     def record_group_outcome(self, group: str, version: str, outcome: str, rollout_id: str, now: str) -> None:

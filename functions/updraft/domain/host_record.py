@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class HostState(StrEnum):
@@ -61,6 +61,36 @@ class RollbackStep(StrEnum):
     ACTIVATE = "activate"
 
 
+# A host's history: each state it entered, and the notes it gained while in one (a drain's progress, a refused
+# eviction). Bounded, so that a host item stays a few kB whatever happens (DynamoDB's item limit is 400 KB): past
+# the limit a note within a state goes first, oldest first, so the state changes (the timeline) stay whole.
+HISTORY_LIMIT = 40
+NOTE_LIMIT = 200
+
+
+class Transition(BaseModel):
+    """One entry of a host's history: when, the state it was in (entered, or went on in), and why (the note,
+    shortened)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    at: str
+    state: HostState
+    note: str = ""
+
+    @classmethod
+    def into(cls, state: HostState, note: str, at: str) -> Transition:
+        return cls(at=at, state=state, note=note if len(note) <= NOTE_LIMIT else note[: NOTE_LIMIT - 1] + "…")
+
+
+def _appended(history: tuple[Transition, ...], entry: Transition) -> tuple[Transition, ...]:
+    kept = [*history, entry]
+    while len(kept) > HISTORY_LIMIT:
+        within = [i for i in range(1, len(kept) - 1) if kept[i].state is kept[i - 1].state]
+        del kept[within[0] if within else 1]
+    return tuple(kept)
+
+
 class HostRecord(BaseModel):
     """One host of one rollout, as the ledger keeps it."""
 
@@ -91,28 +121,47 @@ class HostRecord(BaseModel):
     evict_after: str | None = None  # no eviction is tried before then
     drain_blocked: str = ""  # why the last eviction was refused
     updated_at: str = ""
-    history: tuple[str, ...] = ()
+    history: tuple[Transition, ...] = ()  # its state changes, oldest first
     # Written before a document is sent, cleared when its command id is recorded: a step that stopped in
     # between finds the command by this key (in the command's comment) instead of sending a second one.
     send_key: str | None = None
     revision: int = 0  # the ledger's write count of this host when read; each write expects it unchanged
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _entries(cls, value: object) -> object:
+        # Earlier records kept each entry as one line, "<at> <state>: <note>".
+        if isinstance(value, list | tuple):
+            return tuple(_from_line(entry) if isinstance(entry, str) else entry for entry in value)
+        return value
 
     @property
     def final(self) -> bool:
         return self.state in FINAL
 
     def move(self, state: HostState, note: str, now: datetime, **changes: object) -> HostRecord:
-        stamp = now.isoformat()
+        """The host in `state` now, its history one entry longer unless that entry would repeat the last (the
+        same state and note: a retried step that finds the host where an earlier attempt moved it)."""
+        entry = Transition.into(state, note, now.isoformat())
+        last = self.history[-1] if self.history else None
+        repeated = last is not None and (last.state, last.note) == (entry.state, entry.note)
+        history = self.history if repeated else _appended(self.history, entry)
+        stamp = entry.at
         return self.model_copy(
             update={
                 "state": state,
                 "note": note,
                 "updated_at": stamp,
-                "history": (*self.history, f"{stamp} {state}: {note}")[-20:],
+                "history": history,
                 "send_key": None,  # a new state supersedes any send still pending
                 **changes,
             }
         )
+
+    def noted(self, note: str, now: datetime, **changes: object) -> HostRecord:
+        """The host in the same state with a new note, kept in its history too."""
+        history = _appended(self.history, Transition.into(self.state, note, now.isoformat()))
+        return self.model_copy(update={"note": note, "history": history, **changes})
 
     def intending(self, doc: Doc, key: str) -> HostRecord:
         """About to be sent `doc`: recorded before the send, so that a retry never sends it twice."""
@@ -125,6 +174,17 @@ class HostRecord(BaseModel):
     def unsent(self) -> bool:
         """Its send was recorded as intended, but no command id yet: the step stopped in between."""
         return self.send_key is not None and self.command_id is None and not self.final
+
+
+def _from_line(line: str) -> dict[str, str]:
+    at, _, rest = line.partition(" ")
+    state, _, note = rest.partition(": ")
+    return {"at": at, "state": state, "note": note}
+
+
+def planned_entry(note: str, now: datetime) -> tuple[Transition, ...]:
+    """A planned host's history: it starts pending in its wave."""
+    return (Transition.into(HostState.PENDING, note, now.isoformat()),)
 
 
 def deadline_after(now: datetime, seconds: int) -> str:

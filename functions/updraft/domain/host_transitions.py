@@ -239,14 +239,8 @@ def evicted(record: HostRecord, asked: int, refused: dict[str, str], now: dateti
     pod, reason = sorted(refused.items())[0]
     blocked = f"eviction of {pod} refused: {reason}"
     note = f"{record.note}; {len(refused)} refused ({reason}), next try in {wait} s"
-    return record.model_copy(
-        update={
-            "drain_refusals": refusals,
-            "evict_after": deadline_after(now, wait),
-            "drain_blocked": blocked,
-            "note": note,
-            "history": (*record.history[:-1], f"{now.isoformat()} {record.state}: {note}")[-20:],
-        }
+    return record.noted(
+        note, now, drain_refusals=refusals, evict_after=deadline_after(now, wait), drain_blocked=blocked
     )
 
 

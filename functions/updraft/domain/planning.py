@@ -9,7 +9,7 @@ from datetime import datetime
 from updraft.config import GroupPolicy
 from updraft.domain.command_output import RUNNING_STATUSES, command_outcome
 from updraft.domain.host_actions import Invocation
-from updraft.domain.host_record import Doc, HostRecord, HostState
+from updraft.domain.host_record import Doc, HostRecord, HostState, planned_entry
 from updraft.domain.reports import InventoryReport
 from updraft.domain.rollout_record import InventoryRun, Rollout
 from updraft.domain.waves import Candidate, plan_waves
@@ -64,6 +64,7 @@ def plan_hosts(
             target_version=rollback_targets[host.instance_id][1] if rollback_targets else rollout.target_version,
             note="planned",
             updated_at=now.isoformat(),
+            history=planned_entry(f"planned in wave {index}", now),
         )
         for index, wave in enumerate(waves)
         for host in wave

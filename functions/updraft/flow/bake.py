@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from updraft.domain.bake import bake_end, bake_poll, baking
+from updraft.domain.rollout_events import Mark
 from updraft.domain.rollout_record import Rollout, RolloutStatus
 from updraft.flow import context
 from updraft.flow.check import finish_wave
@@ -21,6 +22,8 @@ def bake(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
     failures = results[wave].failures if wave in results else 0
     total = sum(result.failures for result in results.values())
     firing = ports.alarms.firing(policy.alarms) if policy.alarms else []
+    if firing:
+        context.mark(ledger, rollout, Mark.ALARM, now, wave, f"{', '.join(firing)} fired during the bake")
     end = bake_end(record, wave, firing, now)
     if end is None:
         until = datetime.fromisoformat(baking(record).until)

@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from updraft.domain.bake import bake_poll
-from updraft.domain.gate import wave_end, wave_recorded, wave_seconds
+from updraft.domain.gate import Verdict, wave_end, wave_recorded, wave_seconds
 from updraft.domain.holds import abort_reason
 from updraft.domain.host_record import HostRecord, HostState, count_states
 from updraft.domain.host_transitions import advance, release_drain
 from updraft.domain.lifecycle import Kind, detail
 from updraft.domain.polling import next_poll_seconds
+from updraft.domain.rollout_events import Mark
 from updraft.domain.rollout_record import AlarmTrip, Bake, Rollout, RolloutRecord, RolloutStatus
 from updraft.flow import context
 from updraft.flow.effects import carry_out, resume_sends
@@ -97,6 +98,7 @@ def _watch_alarms(ports: Ports, record: RolloutRecord, wave: int, now: datetime)
         return record
     tripped = AlarmTrip(wave=wave, alarms=firing, at=now.isoformat())
     context.write(ports.ledger, record.rollout_id, alarm_tripped=tripped)
+    context.mark(ports.ledger, record.reference, Mark.ALARM, now, wave, f"{', '.join(firing)} fired during the wave")
     return record.changed(alarm_tripped=tripped)
 
 
@@ -112,6 +114,7 @@ def _gate_wave(
         context.write(ports.ledger, rollout.rollout_id, status=RolloutStatus.BAKING, bake=bake, bake_until=bake.until)
         fields = wave_recorded(record, wave, result.wave_failures, "baking", result.reason)
         context.write(ports.ledger, rollout.rollout_id, **fields)
+        context.mark(ports.ledger, rollout, Mark.BAKE_STARTED, now, wave, f"alarms watched until {bake.until}")
         return {
             "verdict": "bake",
             "reason": result.reason,
@@ -139,6 +142,9 @@ def finish_wave(
 ) -> int:
     """Record the wave's verdict and tell it; returns how long the wave took, bake included."""
     context.write(ports.ledger, rollout.rollout_id, **wave_recorded(record, wave, failures, verdict, reason))
+    context.mark(ports.ledger, rollout, Mark.WAVE_FINISHED, now, wave, f"{verdict}: {reason}")
+    if verdict == Verdict.HALT:
+        context.mark(ports.ledger, rollout, Mark.HALT, now, wave, reason)
     seconds = wave_seconds(record, now)
     context.tell(
         ports,

@@ -8,6 +8,7 @@ from typing import Any
 
 from updraft.adapters.aws_ports import aws_ports
 from updraft.domain.lifecycle import Kind, detail
+from updraft.domain.rollout_events import Mark, RolloutEvent, event_key
 from updraft.domain.rollout_record import Rollout, RolloutRecord
 from updraft.ports import Ports, RolloutLedger
 from updraft.settings import Settings
@@ -29,6 +30,20 @@ def write(ledger: RolloutLedger, rollout_id: str, **fields: Any) -> None:
 
 def tell(ports: Ports, kind: Kind, rollout: Rollout, now: datetime, **data: Any) -> None:
     ports.events.publish([detail(kind, rollout.as_state(), now.isoformat(), **data)])
+
+
+def mark(
+    ledger: RolloutLedger,
+    rollout: Rollout,
+    kind: Mark,
+    now: datetime,
+    wave: int | None = None,
+    detail: str = "",
+    instance: str = "",
+) -> None:
+    """Keep one of the rollout's own events for its timeline; recorded again by a retry, the first stands."""
+    event = RolloutEvent.of(kind, now.isoformat(), wave, detail)
+    ledger.record_event(rollout.rollout_id, event_key(kind, wave, instance), event.model_dump(mode="json"))
 
 
 def state(rollout: Rollout, wave: int, **progress: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from updraft.domain.host_record import count_states
 from updraft.domain.lifecycle import OUTCOME_EVENTS
+from updraft.domain.rollout_events import Mark
 from updraft.domain.rollout_record import (
     ROLLED_BACK,
     Rollout,
@@ -48,6 +49,7 @@ def finish(env: Settings, rollout: Rollout, now: datetime, error: dict[str, Any]
     _record_group_outcome(ledger, record, rollout, outcome, now)
     reason = fields.get("error") or record.halt_reason or ""
     context.tell(ports, OUTCOME_EVENTS[ended], rollout, now, outcome=outcome, summary=summary, reason=reason)
+    context.mark(ledger, rollout, Mark.ROLLOUT_ENDED, now, detail=f"{outcome}: {reason}" if reason else outcome)
     return {"rollout": rollout.as_state(), "outcome": outcome, "summary": summary}
 
 
@@ -68,6 +70,7 @@ def settle(env: Settings, rollout: Rollout, execution_id: str, status: str, now:
         _record_group_outcome(ledger, record, rollout, outcome, now)
         summary = count_states(ledger.all_hosts(rollout.rollout_id))
         context.tell(ports, OUTCOME_EVENTS[ended], rollout, now, outcome=outcome, summary=summary, reason=cause)
+        context.mark(ledger, rollout, Mark.ROLLOUT_ENDED, now, detail=f"{outcome}: {cause}")
     released = ports.locks.release(rollout.group, execution_id)
     return {"rollout": rollout.as_state(), "already_recorded": not closed, "lock_released": released}
 

@@ -14,6 +14,7 @@ from updraft.domain.host_record import Doc, deadline_after
 from updraft.domain.lifecycle import Kind
 from updraft.domain.planning import inventory_running, plan_hosts, skipped_host
 from updraft.domain.polling import INVENTORY_POLL_SECONDS
+from updraft.domain.rollout_events import Mark
 from updraft.domain.rollout_record import InventoryRun, Rollout, RolloutStatus
 from updraft.flow import context
 from updraft.settings import Settings
@@ -81,6 +82,8 @@ def plan(env: Settings, rollout: Rollout, now: datetime) -> dict[str, Any]:
         "rollback_of": record.rollback_of,
     }
     context.tell(ports, Kind.ROLLOUT_STARTED, rollout, now, **started)
+    waves = len(planned.wave_sizes)
+    context.mark(ledger, rollout, Mark.ROLLOUT_STARTED, now, detail=f"{len(planned.hosts)} hosts in {waves} waves")
     return _planned(rollout, len(planned.wave_sizes), policy)
 
 

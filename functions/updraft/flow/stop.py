@@ -12,6 +12,7 @@ from updraft.domain.holds import abort_reason
 from updraft.domain.host_actions import Observation
 from updraft.domain.host_record import HostState
 from updraft.domain.host_transitions import begin_rollback
+from updraft.domain.rollout_events import Mark
 from updraft.domain.rollout_record import Rollout, RolloutStatus
 from updraft.flow import context
 from updraft.flow.effects import carry_out, resume_sends
@@ -24,6 +25,7 @@ def halt(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str,
     ledger = ports.ledger
     record = context.load(ledger, rollout.rollout_id)
     policy = record.policy
+    context.mark(ledger, rollout, Mark.HALT, now, wave, record.halt_reason or "")  # kept from the gate if it told
     hosts = resume_sends(env, ledger, ledger.all_hosts(rollout.rollout_id), policy)
     skipped = [
         host.move(HostState.SKIPPED, "not started: the rollout halted", now)
@@ -53,6 +55,7 @@ def abort(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dict[str
     ports = context.ports(env)
     ledger = ports.ledger
     reason = abort_reason(context.load(ledger, rollout.rollout_id))
+    context.mark(ledger, rollout, Mark.ABORT_REQUESTED, now, wave, reason)
     hosts = ledger.all_hosts(rollout.rollout_id)
     not_started = [
         host.move(HostState.SKIPPED, f"not started: {reason}", now) for host in hosts if host.state is HostState.PENDING

@@ -14,6 +14,7 @@ from updraft.domain.host_transitions import advance, begin_drain, begin_node_dra
 from updraft.domain.lifecycle import Kind
 from updraft.domain.nodes import leave_alone
 from updraft.domain.polling import first_poll_seconds
+from updraft.domain.rollout_events import Mark
 from updraft.domain.rollout_record import Rollout, RolloutRecord, RolloutStatus
 from updraft.flow import context
 from updraft.flow.effects import carry_out, resume_sends
@@ -58,6 +59,7 @@ def apply_wave(env: Settings, rollout: Rollout, wave: int, now: datetime) -> dic
     )
     # Every host of a wave is pending when it starts: the count stays the same when a retry finds it started.
     context.tell(ports, Kind.WAVE_STARTED, rollout, now, wave=wave, hosts=len(hosts))
+    context.mark(ledger, rollout, Mark.WAVE_STARTED, now, wave, f"{len(hosts)} hosts")
     progress = {"verdict": "go", "done": False, "next_poll_seconds": first_poll_seconds(policy), "sent": len(started)}
     return {"rollout": rollout.as_state(), "wave": wave, "progress": progress}
 
@@ -76,11 +78,15 @@ def _held_back(
         kind, request = news
         context.write(ports.ledger, rollout.rollout_id, pause_announced=record.paused)
         context.tell(ports, kind, rollout, now, by=request.by, reason=request.reason or "")
+        paused = Mark.PAUSED if kind is Kind.ROLLOUT_PAUSED else Mark.RESUMED
+        told = f"by {request.by or '?'}" + (f": {request.reason}" if request.reason else "")
+        context.mark(ports.ledger, rollout, paused, now, wave, told, instance=request.at or "")
     held = hold(ports.controls.kill_switch_for(rollout.group), record, now)
     if held:
         reason, seconds = held
         if record.waiting_reason != reason:
             context.write(ports.ledger, rollout.rollout_id, status=RolloutStatus.WAITING, waiting_reason=reason)
+            context.mark(ports.ledger, rollout, Mark.WAITING, now, wave, reason, instance=reason)
         return context.state(rollout, wave, verdict="wait", reason=reason, wait_seconds=seconds)
     return None
 
