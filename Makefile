@@ -6,7 +6,7 @@ SCAN   := .venv-scan
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export MOTO_EC2_LOAD_DEFAULT_AMIS := false
 
-.PHONY: setup demo demo-eks test campaign bench compare lint synth clean
+.PHONY: setup demo demo-eks test campaign bench compare lint synth screenshot clean
 
 setup: $(VENV)/.installed $(SCAN)/.installed node_modules/.installed .jq
 
@@ -53,6 +53,19 @@ bench: setup
 	$(PY) bench/rollout_bench.py
 	$(PY) bench/eks_bench.py
 
+# The README's picture of a report: the demo writes one per rollout, headless Chromium (Debian's) takes the
+# third act's prod rollout (an alarm mid-bake, the wave rolled back). Flags as for a machine with no network.
+REPORT := reports/1.27.1-prod.html
+screenshot: setup .chromium
+	$(PY) -m sim.demo --reports reports
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+	  --disable-component-update --disable-sync --hide-scrollbars --user-data-dir=$$(mktemp -d) \
+	  --window-size=1280,1500 --screenshot=docs/report.png file://$(CURDIR)/$(REPORT)
+
+.chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@touch $@
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
@@ -60,4 +73,4 @@ synth: setup
 	npx cdk synth --quiet
 
 clean:
-	rm -rf $(VENV) $(SCAN) node_modules cdk.out .jq
+	rm -rf $(VENV) $(SCAN) node_modules cdk.out .jq .chromium reports

@@ -10,7 +10,8 @@ A local signed update repository (real TUF metadata, RSA-PSS keys) stands in for
    third wave bakes: the wave fails, its hosts are rolled back (prod's rollback scope is `wave`), the
    waves before it keep 1.27.1 and the rest are never started.
 No AWS account, no network: moto plays AWS, and simulated Bottlerocket hosts run the real SSM
-documents.
+documents. Each rollout's report (`updraft report`: its timeline, summary and failed hosts) is written to
+reports/ (--reports).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from cli.deployment import find
+from cli.records import Records
+from cli.report_file import write_report
 from sim.bottlerocket import Fault
 from sim.clock import EPOCH
 from sim.report import figures, outcome_record
@@ -180,7 +184,7 @@ def with_repository(config: UpdraftConfig, repository: UpdateRepository, root_fi
     return config.model_copy(update={"detection": detection})
 
 
-def publish(world: World, console: Console, repository: UpdateRepository, version: str) -> list[Any]:
+def publish(world: World, console: Console, repository: UpdateRepository, version: str, reports: Path) -> list[Any]:
     repository.release(version, world.clock.now())
     console.rule(f"release {version} published; the scheduled detector runs")
     before = {e.name for e in world.wait_all()}
@@ -189,10 +193,21 @@ def publish(world: World, console: Console, repository: UpdateRepository, versio
     for execution in executions:
         if world.rollout_record(execution.name):
             summary(world, console, execution)
+            console.print(f"report: {report(world, execution.name, reports)}")
     return executions
 
 
-def run(hosts: int, seed: int, cdk_json: Path = CDK_JSON, record: Path | None = None) -> int:
+def report(world: World, rollout_id: str, reports: Path) -> Path:
+    """The rollout's report, as `updraft report` writes it, read from the ledger through the AWS API."""
+    meta = world.rollout_record(rollout_id)
+    path = reports / f"{meta['target_version']}-{meta['group']}.html"
+    write_report(Records(find("Updraft")).timeline(rollout_id, world.clock.now().isoformat()), path, False, 0)
+    return path
+
+
+def run(
+    hosts: int, seed: int, cdk_json: Path = CDK_JSON, record: Path | None = None, reports: Path = Path("reports")
+) -> int:
     quiet()
     console = Console()
     base = config_from_cdk_json(cdk_json)
@@ -204,13 +219,20 @@ def run(hosts: int, seed: int, cdk_json: Path = CDK_JSON, record: Path | None = 
             root = Path(scratch) / "root.json"
             root.write_bytes(repository.trusted_root)
             config = with_repository(base, repository, root)
-            return _run(config, repository, hosts, seed, console, record)
+            reports.mkdir(parents=True, exist_ok=True)
+            return _run(config, repository, hosts, seed, console, record, reports)
         finally:
             repository.close()
 
 
 def _run(
-    config: UpdraftConfig, repository: UpdateRepository, hosts: int, seed: int, console: Console, record: Path | None
+    config: UpdraftConfig,
+    repository: UpdateRepository,
+    hosts: int,
+    seed: int,
+    console: Console,
+    record: Path | None,
+    reports: Path,
 ) -> int:
     template = synthesize(config)
     releases = ("1.26.0", GOOD, BAD, NEXT)
@@ -232,14 +254,14 @@ def _run(
             f"Fleet: {', '.join(f'{len(ids)} hosts in group {g}' for g, ids in fleets.items())}, 3 AZs, "
             f"running {fleet_versions(world, all_hosts)}. Host {victim} ({first.name}) has a full disk.\n"
         )
-        good = publish(world, console, repository, GOOD)
+        good = publish(world, console, repository, GOOD, reports)
         console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
-        bad = publish(world, console, repository, BAD)
+        bad = publish(world, console, repository, BAD, reports)
         console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
         alarmed = next(iter(alarms), None)  # the first group with an alarm gate, if any
         if alarmed:
             _fire_alarm_mid_bake(world, alarmed, alarms[alarmed], console)
-        last = publish(world, console, repository, NEXT)
+        last = publish(world, console, repository, NEXT, reports)
         console.print(f"fleet now runs: {fleet_versions(world, all_hosts)}\n")
         missed = _missed(world, config, good, bad, victim) + (_missed_alarm(world, last, alarmed) if alarmed else [])
         outcome = outcome_record(world)
@@ -332,9 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, default=30, help="hosts per group in the simulated fleet (default 30)")
     parser.add_argument("--seed", type=int, default=7, help="the simulation's seed (default 7)")
     parser.add_argument("--record", type=Path, help="write the run's outcome record (JSON) to this file")
+    parser.add_argument("--reports", type=Path, default=Path("reports"), help="where each rollout's report goes")
     args = parser.parse_args(argv)
     try:
-        return run(args.hosts, args.seed, record=args.record)
+        return run(args.hosts, args.seed, record=args.record, reports=args.reports)
     except Exception as error:  # a failure is told in words, not as a traceback
         Console(stderr=True).print(f"[bold red]the demo failed: {type(error).__name__}: {error}[/]")
         return 1
