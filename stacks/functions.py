@@ -73,6 +73,8 @@ class FunctionSpec:
     runs_documents: tuple[str, ...] = ()  # SSM documents it may send, to the configured groups' hosts only
     unscoped_actions: tuple[str, ...] = ()  # read/list actions that take no resource-level permissions
     reboots_hosts: bool = False
+    # Writes hosts' inventory or final states to the ledger, and so their compliance to SSM (on the groups' hosts).
+    reports_compliance: bool = False
     ecs_actions: tuple[str, ...] = ()  # on the configured ECS groups' clusters only (none when no group uses ECS)
     # Into the configured EKS groups' clusters (eks:DescribeCluster, and an access entry there: stacks/eks_access.py)
     reaches_nodes: bool = False
@@ -111,6 +113,17 @@ _ECS_WATCH = (
 
 _ECS_REACTIVATE = ("ecs:UpdateContainerInstancesState",)
 
+# The Service Authorization Reference, "Actions, resources, and condition keys for AWS Systems Manager"
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html), lists for
+# ssm:PutComplianceItems (Write) the resource types `instance` (arn:${Partition}:ec2:${Region}:${Account}:
+# instance/${InstanceId}) and `managed-instance` (arn:...:ssm:...:managed-instance/${InstanceId}, hybrid nodes),
+# neither required, and the action's own condition keys ssm:SourceInstanceARN and ec2:SourceInstanceARN, which name
+# the instance a request comes *from* (its agent) and are absent from a Lambda's request, so a condition on them
+# would deny it. The resource types' condition keys, which "apply to an action" naming that resource, include
+# aws:ResourceTag/${TagKey}: the grant is scoped as SendCommand's, to EC2 instances tagged into a configured group
+# (`managed-instance`, the `mi-` ids of hybrid nodes, is not granted: the groups' hosts are EC2 instances).
+_COMPLIANCE = "ssm:PutComplianceItems"
+
 FUNCTIONS = (
     FunctionSpec("check_release", timeout_minutes=1, writes_ledger=(AUTO,)),
     FunctionSpec("acquire_lock", timeout_minutes=1, takes_lock=True),
@@ -118,8 +131,14 @@ FUNCTIONS = (
         "start_inventory",
         runs_documents=("inventory",),
         unscoped_actions=("ec2:DescribeInstances", _DESCRIBE_MANAGED),
+        reports_compliance=True,  # the hosts offline at the inventory
     ),
-    FunctionSpec("plan_waves", unscoped_actions=("ec2:DescribeInstances", _LIST_INVOCATIONS), publishes_events=True),
+    FunctionSpec(
+        "plan_waves",
+        unscoped_actions=("ec2:DescribeInstances", _LIST_INVOCATIONS),
+        publishes_events=True,
+        reports_compliance=True,
+    ),
     FunctionSpec(
         "apply_wave",
         runs_documents=("apply",),
@@ -128,6 +147,7 @@ FUNCTIONS = (
         publishes_events=True,
         reads_alarms=True,
         reaches_nodes=True,
+        reports_compliance=True,
     ),
     FunctionSpec(
         "check_hosts",
@@ -138,6 +158,7 @@ FUNCTIONS = (
         reads_alarms=True,
         ecs_actions=_ECS_WATCH,
         reaches_nodes=True,
+        reports_compliance=True,
     ),
     FunctionSpec("bake", timeout_minutes=1, publishes_events=True, reads_alarms=True),
     # Cordons an updated EKS node before its rollback reboots it.
@@ -146,8 +167,9 @@ FUNCTIONS = (
         runs_documents=("rollback",),
         unscoped_actions=(_LIST_INVOCATIONS, _DESCRIBE_MANAGED, _LIST_COMMANDS),
         reaches_nodes=True,
+        reports_compliance=True,
     ),
-    FunctionSpec("abort_rollout", timeout_minutes=1),
+    FunctionSpec("abort_rollout", timeout_minutes=1, reports_compliance=True),
     # Both put ECS hosts a failed rollout left draining (nothing applied yet) back to ACTIVE, and uncordon such
     # EKS nodes.
     FunctionSpec(
@@ -157,6 +179,7 @@ FUNCTIONS = (
         ecs_actions=_ECS_REACTIVATE,
         reaches_nodes=True,
         writes_ledger=(ROLLOUT, GROUP),
+        reports_compliance=True,
     ),
     # Settles an execution that ended outside its own error handling: stopped, timed out.
     FunctionSpec(
@@ -169,6 +192,7 @@ FUNCTIONS = (
         reaches_nodes=True,
         writes_ledger=(ROLLOUT, GROUP),
         describes_executions=True,  # the event's word is checked before anything is settled
+        reports_compliance=True,
     ),
 )
 
@@ -294,6 +318,8 @@ class RolloutFunctions(Construct):
             ]
         if spec.reboots_hosts:
             statements.append(self._on_group_hosts("ec2:RebootInstances"))
+        if spec.reports_compliance:
+            statements.append(self._on_group_hosts(_COMPLIANCE))
         if spec.unscoped_actions or spec.reads_alarms:
             actions = [*spec.unscoped_actions, *(["cloudwatch:DescribeAlarms"] if spec.reads_alarms else [])]
             statements.append(iam.PolicyStatement(actions=sorted(actions), resources=["*"]))
@@ -426,7 +452,7 @@ class RolloutFunctions(Construct):
                         f"AwsSolutions-IAM5[Resource::{nag_arn(self, 'ecs', f'{kind}/{cluster}/*')}]",
                         f"Container instances and tasks are only known at run time; limited to cluster {cluster}.",
                     )
-        if spec.runs_documents or spec.reboots_hosts:
+        if spec.runs_documents or spec.reboots_hosts or spec.reports_compliance:
             acknowledge(
                 role,
                 f"AwsSolutions-IAM5[Resource::{nag_arn(self, 'ec2', 'instance/*')}]",

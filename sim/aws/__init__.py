@@ -11,7 +11,8 @@ What moto lacks for running Updraft for real (see the project's reference on mot
 - dynamodb.py: item requests of a principal (a function's role, a user's or role session's keys) are authorised
   against its policies, `dynamodb:LeadingKeys` included (iam.py: who is calling, and the policy evaluation);
 - ssm.py: Run Command is answered by the simulated fleet, which runs the real document scripts, of the
-  version the command names (fault: a command naming a terminated instance fails);
+  version the command names (fault: a command naming a terminated instance fails); compliance items (moto has
+  none) are kept per account (sim/compliance.py), PutComplianceItems validated and authorised as SSM does;
 - ec2.py: status checks and RebootInstances reach the simulated hosts (fault: TerminateInstances takes a host
   away);
 - ecs.py: ECS's scheduler and agents, played by the model in sim/ecs.py;
@@ -38,7 +39,7 @@ moto but the tests.
                                    credentials while a handler runs
    5. dynamodb                     item requests authorised (a function's role, keys of a user or role session)
    6. ssm                          SendCommand request limits and DocumentVersion; SendCommand: terminated
-                                   instances, fleet delivery of that version; the reads
+                                   instances, fleet delivery of that version; the reads; compliance items
    7. ec2                          status checks, RebootInstances, TerminateInstances
    8. ecs                          the ECS model settled on every call; request limits
    9. eks                          DescribeCluster authorised

@@ -59,3 +59,8 @@ def backend(account: str, region: str) -> Any:
 def forget(account: str, region: str) -> None:
     """No instance any more."""
     ec2_models.ec2_backends[account][region].reservations.clear()
+
+
+def tags(account: str, region: str, instance_id: str) -> dict[str, str]:
+    """The instance's tags (none for an instance EC2 does not know)."""
+    return dict(ec2_models.ec2_backends[account][region].tags.get(instance_id, {}))

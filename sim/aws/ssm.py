@@ -17,6 +17,22 @@ Documents themselves are moto's: UpdateDocument adds a version, UpdateDocumentDe
 default, GetDocument reads the default (or a version) as JSON, converted from YAML if need be.
 The reads (GetCommandInvocation, ListCommandInvocations, ListCommands, DescribeInstanceInformation) answer
 from the fleet, paged and filtered as SSM does; an empty Targets list resolves to no instance, as in AWS.
+
+Compliance, which moto lacks, is kept in a store of the account and region (sim/compliance.py).
+PutComplianceItems (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutComplianceItems.html)
+is checked in this order:
+1. the model's constraints (sim/service_limits.py: lengths, patterns, enums, 10,000 items): ValidationException;
+2. ResourceType other than ManagedInstance: InvalidResourceType;
+3. IAM, as ssm:PutComplianceItems on the EC2 instance's ARN with its tags as aws:ResourceTag/<key> and
+   ssm:resourceTag/<key> (the Service Authorization Reference's keys for the `instance` resource type), under the
+   caller's policies (sim/aws/iam.py; the harness's administrator is allowed): AccessDeniedException;
+4. a resource that is not a running instance of the fleet (SSM's managed nodes): InvalidResourceId;
+5. UploadType PARTIAL (association compliance only) is refused rather than simulated; a COMPLETE upload
+   replaces the resource's items of its type, unless its ItemContentHash matches the stored one (then nothing
+   changes); an eleventh custom type is refused (ComplianceTypeCountLimitExceededException).
+ListComplianceItems (one ResourceIds entry, as AWS takes) and ListResourceComplianceSummaries answer from the
+store, filtered and paged (at most 50 a page). ItemSizeLimitExceededException and TotalSizeLimitExceededException
+are not simulated: the API reference names no size for them.
 """
 
 from __future__ import annotations
@@ -32,15 +48,22 @@ from moto.ssm import models as ssm_models
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 from sim import service_limits
-from sim.aws import ec2
+from sim.aws import ec2, iam
 from sim.aws.common import PAGE_LIMIT, api_error, page, within_limits
+from sim.compliance import ComplianceStore, execution_summary
 from sim.fleet import Fleet, SimulatedApiError, StoredDocument, load_document
 
 # The DocumentVersion of the SendCommand request being answered, from the request handler to the backend.
 _REQUESTED_VERSION: ContextVar[str | None] = ContextVar("requested_document_version", default=None)
 
 
+# (account, region) -> its compliance items: state of the account, as moto's backends are.
+COMPLIANCE: dict[tuple[str, str], ComplianceStore] = {}
+MANAGED_INSTANCE = "ManagedInstance"
+
+
 def patches(fleet: Fleet) -> list[Any]:
+    COMPLIANCE.clear()  # a new wiring is a new account: no compliance item yet
     backend_class = ssm_models.SimpleSystemManagerBackend
     original_send = backend_class.send_command
 
@@ -128,7 +151,59 @@ def patches(fleet: Fleet) -> list[Any]:
         found, token = page(information, self._get_param("NextToken"), self._get_int_param("MaxResults") or PAGE_LIMIT)
         return ActionResult({"InstanceInformationList": found, **({"NextToken": token} if token else {})})
 
+    def put_compliance_items(self: SimpleSystemManagerResponse) -> ActionResult:
+        names = ("ResourceId", "ResourceType", "ComplianceType", "ExecutionSummary", "Items", "ItemContentHash")
+        request = {name: self._get_param(name) for name in (*names, "UploadType")}
+        within_limits(service_limits.check_put_compliance_items, request)
+        _managed_instance_type(request["ResourceType"])
+        resource_id = request["ResourceId"]
+        _authorize(self, "ssm:PutComplianceItems", resource_id)
+        _known_instance(fleet, self.current_account, self.region, resource_id)
+        if (request["UploadType"] or "COMPLETE") != "COMPLETE":
+            raise JsonRESTError(
+                "ValidationException", "the simulation takes COMPLETE uploads (PARTIAL is association's)"
+            )
+        summary = request["ExecutionSummary"]
+        within_limits(
+            compliance(self.current_account, self.region).put,
+            resource_id,
+            request["ResourceType"],
+            request["ComplianceType"],
+            execution_summary(summary, _timestamp(summary["ExecutionTime"])),
+            request["Items"],
+            request["ItemContentHash"] or "",
+        )
+        return ActionResult({})
+
+    def list_compliance_items(self: SimpleSystemManagerResponse) -> ActionResult:
+        filters = self._get_param("Filters")
+        within_limits(service_limits.check_compliance_listing, filters, self._get_int_param("MaxResults"))
+        ids = self._get_param("ResourceIds") or []
+        if len(ids) != 1:
+            # "Currently, you can only specify one resource ID" (ListComplianceItems, API reference).
+            raise JsonRESTError("ValidationException", f"ResourceIds takes one resource ID, not {len(ids)}")
+        for resource_type in self._get_param("ResourceTypes") or [MANAGED_INSTANCE]:
+            _managed_instance_type(resource_type)
+        if ids[0] not in fleet.hosts:
+            raise JsonRESTError("InvalidResourceId", f"{ids[0]} is not a managed node of this account")
+        found = _stored(lambda: compliance(self.current_account, self.region).items(ids[0], filters))
+        listed, token = _page(found, self._get_param("NextToken"), self._get_int_param("MaxResults"))
+        return ActionResult({"ComplianceItems": listed, **({"NextToken": token} if token else {})})
+
+    def list_resource_compliance_summaries(self: SimpleSystemManagerResponse) -> ActionResult:
+        filters = self._get_param("Filters")
+        within_limits(service_limits.check_compliance_listing, filters, self._get_int_param("MaxResults"))
+        found = _stored(lambda: compliance(self.current_account, self.region).summaries(filters))
+        listed, token = _page(found, self._get_param("NextToken"), self._get_int_param("MaxResults"))
+        return ActionResult({"ResourceComplianceSummaryItems": listed, **({"NextToken": token} if token else {})})
+
+    responses = SimpleSystemManagerResponse
     return [
+        mock.patch.object(responses, "put_compliance_items", put_compliance_items, create=True),
+        mock.patch.object(responses, "list_compliance_items", list_compliance_items, create=True),
+        mock.patch.object(
+            responses, "list_resource_compliance_summaries", list_resource_compliance_summaries, create=True
+        ),
         mock.patch.object(backend_class, "send_command", send_command),
         mock.patch.object(backend_class, "get_command_invocation", get_command_invocation),
         mock.patch.object(ssm_models.Command, "_get_instance_ids_from_targets", _targets_only),
@@ -166,8 +241,63 @@ def backend(account: str, region: str) -> Any:
 
 
 def forget(account: str, region: str) -> None:
-    """No command any more."""
+    """No command and no compliance item any more."""
     ssm_models.ssm_backends[account][region]._commands.clear()
+    COMPLIANCE.pop((account, region), None)
+
+
+def compliance(account: str, region: str) -> ComplianceStore:
+    """The account's compliance items in the region (an empty store if none was put yet)."""
+    return COMPLIANCE.setdefault((account, region), ComplianceStore())
+
+
+def _managed_instance_type(resource_type: str) -> None:
+    if resource_type != MANAGED_INSTANCE:
+        # "ManagedInstance is currently the only supported resource type" (PutComplianceItems, API reference).
+        raise JsonRESTError("InvalidResourceType", f"The resource type {resource_type} isn't valid.")
+
+
+def _authorize(response: SimpleSystemManagerResponse, action: str, instance_id: str) -> None:
+    """The caller's policies on the instance, as IAM evaluates them: its ARN, and its tags as condition keys."""
+    account, region = response.current_account, response.region
+    principal = iam.caller(response.access_key, response.headers, account, region)
+    tags = ec2.tags(account, region, instance_id)
+    context = {
+        f"{prefix}/{key}": value for key, value in tags.items() for prefix in ("aws:ResourceTag", "ssm:resourceTag")
+    }
+    arn = f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"
+    try:
+        iam.authorize(principal, iam.Request(action, arn, context))
+    except iam.AccessDenied as denied:
+        raise JsonRESTError("AccessDeniedException", str(denied)) from None
+
+
+def _known_instance(fleet: Fleet, account: str, region: str, instance_id: str) -> None:
+    """A managed node: a host of the fleet (its agent registered it) whose instance still runs."""
+    if instance_id not in fleet.hosts or ec2.not_running(account, region, [instance_id]):
+        raise JsonRESTError("InvalidResourceId", f"{instance_id} is not a managed node of this account")
+
+
+def _timestamp(value: Any) -> datetime:
+    """ExecutionTime as the JSON protocol carries it: seconds since the epoch."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _stored(read: Any) -> list[dict[str, Any]]:
+    try:
+        return read()
+    except service_limits.LimitRefused as error:
+        raise JsonRESTError(error.code, str(error)) from None
+
+
+def _page(items: list, token: str | None, limit: int | None) -> tuple[list, str | None]:
+    if token is not None and not (token.isdigit() and int(token) <= len(items)):
+        raise JsonRESTError("InvalidNextToken", "The specified token isn't valid.")
+    return page(items, token, limit or PAGE_LIMIT)
 
 
 def _command_matches(command: Any, sent_at: datetime, key: str, value: str) -> bool:

@@ -169,6 +169,33 @@ def test_reboot_only_tagged_hosts_and_only_from_check_hosts(function_statements,
         assert tag_values == ["staging", "prod"]
 
 
+# The functions that write hosts' inventory or final states to the ledger, whose ledger reports them to SSM.
+REPORTS_COMPLIANCE = {
+    "start_inventory",
+    "plan_waves",
+    "apply_wave",
+    "check_hosts",
+    "halt",
+    "abort_rollout",
+    "finish",
+    "on_execution_end",
+}
+
+
+def test_compliance_is_reported_only_by_the_functions_that_write_hosts_and_only_on_tagged_hosts(
+    function_statements, config
+):
+    tag_condition = {"StringEquals": {f"aws:ResourceTag/{config.tag_key}": [g.name for g in config.groups]}}
+    reporting = {
+        name for name, statements in function_statements.items() if allowed(statements, "ssm:PutComplianceItems")
+    }
+    assert reporting == REPORTS_COMPLIANCE
+    for name in reporting:
+        for statement in allowed(function_statements[name], "ssm:PutComplianceItems"):
+            assert statement["Resource"] == [INSTANCES_ARN], name
+            assert statement["Condition"] == tag_condition, name
+
+
 LOCK_ACTIONS = {
     "acquire_lock": {"dynamodb:GetItem", "dynamodb:PutItem"},
     "on_execution_end": {"dynamodb:DeleteItem"},

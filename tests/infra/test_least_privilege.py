@@ -374,9 +374,16 @@ def apply_wave_policy(template: dict[str, Any]) -> list[dict[str, Any]]:
     return policy
 
 
+def on_tagged_hosts(template: dict[str, Any]) -> dict[str, Any]:
+    """apply_wave's statement on the groups' hosts (SendCommand, with PutComplianceItems), scoped by their tag."""
+    return next(
+        s for s in apply_wave_policy(template) if "ssm:SendCommand" in as_list(s["Action"]) and "Condition" in s
+    )
+
+
 def add_action(template: dict[str, Any]) -> None:
-    send = next(s for s in apply_wave_policy(template) if s["Action"] == "ssm:SendCommand" and "Condition" in s)
-    send["Action"] = ["ssm:SendCommand", "ec2:TerminateInstances"]
+    send = on_tagged_hosts(template)
+    send["Action"] = [*as_list(send["Action"]), "ec2:TerminateInstances"]
 
 
 def widen_resource(template: dict[str, Any]) -> None:
@@ -386,8 +393,7 @@ def widen_resource(template: dict[str, Any]) -> None:
 
 
 def drop_condition(template: dict[str, Any]) -> None:
-    send = next(s for s in apply_wave_policy(template) if s["Action"] == "ssm:SendCommand" and "Condition" in s)
-    del send["Condition"]
+    del on_tagged_hosts(template)["Condition"]
 
 
 def add_statement(template: dict[str, Any]) -> None:

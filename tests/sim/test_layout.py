@@ -20,6 +20,7 @@ MODEL = [
     "sim.apiclient_cli",
     "sim.bottlerocket",
     "sim.clock",
+    "sim.compliance",
     "sim.control_container",
     "sim.ecs",
     "sim.faults",

@@ -4,6 +4,7 @@ differently, a step test could pass on behaviour the deployed ledger does not ha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from moto import mock_aws
 
 from tests.steps.memory import Memory
 from updraft.adapters.aws_ports import aws_ports
+from updraft.adapters.compliance import ComplianceReportingLedger
 from updraft.domain.host_record import HostRecord, HostState, planned_entry
 from updraft.errors import RolloutNotFound
 from updraft.ports import Ports
@@ -66,16 +68,19 @@ def _running_execution() -> str:
     return sfn.start_execution(stateMachineArn=arn)["executionArn"]
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", "memory reporting compliance", "dynamodb"])
 def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
-    if request.param == "memory":
+    if request.param.startswith("memory"):
         memory = Memory()
 
         def running() -> str:
             memory.running.add("arn:running")
             return "arn:running"
 
-        yield Subject(memory.ports(), running)
+        ports = memory.ports()
+        if request.param.endswith("compliance"):  # the decorator aws_ports wraps the ledger in, reporting nowhere
+            ports = dataclasses.replace(ports, ledger=ComplianceReportingLedger(ports.ledger, put=lambda item: None))
+        yield Subject(ports, running)
         return
     saved = dict(os.environ)
     os.environ.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"})

@@ -22,9 +22,20 @@ class Plan:
     wave_sizes: list[int]
 
 
-def skipped_host(instance_id: str, az: str, reason: str) -> dict[str, str]:
-    """A host the plan leaves out, as the ledger keeps it."""
-    return {"instance_id": instance_id, "az": az, "state": HostState.SKIPPED, "note": reason}
+def skipped_host(
+    instance_id: str, az: str, reason: str, version: str = "", target_version: str = "", at: datetime | None = None
+) -> dict[str, str]:
+    """A host the plan leaves out, as the ledger keeps it: with the version its inventory reported, the one the
+    plan would have taken it to and when it was left out, where they are known (an offline host reported none).
+    The compliance report (updraft.domain.compliance) reads them."""
+    host = {"instance_id": instance_id, "az": az, "state": HostState.SKIPPED, "note": reason}
+    extra = {"version": version, "target_version": target_version, "skipped_at": at.isoformat() if at else ""}
+    return host | {key: value for key, value in extra.items() if value}
+
+
+def already_on(target: str) -> str:
+    """Why a host that already runs the target is left out: it is the only skip that leaves a host current."""
+    return f"already on {target}"
 
 
 def inventory_running(reports: dict[str, Invocation], inventory: InventoryRun, now: datetime) -> bool:
@@ -49,7 +60,10 @@ def plan_hosts(
             continue  # stopped or terminated since the inventory
         reason, version = candidate_verdict(invocation, policy, rollout.target_version, rollback_targets, instance_id)
         if reason:
-            skipped.append(skipped_host(instance_id, zones[instance_id], reason))
+            target = rollback_targets[instance_id][1] if instance_id in (rollback_targets or {}) else None
+            ran = version or reported_version(invocation)
+            az = zones[instance_id]
+            skipped.append(skipped_host(instance_id, az, reason, ran, target or rollout.target_version, now))
         else:
             candidates.append(Candidate(zones[instance_id], instance_id))
             versions[instance_id] = version
@@ -91,6 +105,12 @@ def candidate_verdict(
     return reason, version
 
 
+def reported_version(invocation: Invocation) -> str:
+    """The version the host's inventory reported, or "" if its report is not one."""
+    report = command_outcome(Doc.INVENTORY, invocation)
+    return report.version if isinstance(report, InventoryReport) else ""
+
+
 def inventory_verdict(invocation: Invocation, policy: GroupPolicy, target: str) -> tuple[str | None, str]:
     """Why a host is skipped (or None) by what its inventory reported, and the version it runs."""
     report = command_outcome(Doc.INVENTORY, invocation)
@@ -99,7 +119,7 @@ def inventory_verdict(invocation: Invocation, policy: GroupPolicy, target: str) 
     if report.variant != policy.variant or report.arch != policy.arch:
         return f"runs {report.variant}/{report.arch}, the group is {policy.variant}/{policy.arch}", report.version
     if report.version == target:
-        return f"already on {target}", report.version
+        return already_on(target), report.version
     if report.update_state == "Ready" and report.activated != target:
         return f"an update to {report.activated} is already activated for the next boot: left alone", report.version
     return None, report.version
