@@ -19,6 +19,7 @@ from cli import fleet, output, rollback, views
 from cli.config import group_policy, load, now, rollout_request
 from cli.deployment import Deployment, caller, find
 from cli.errors import CliError, NotFound, Refused, UsageProblem
+from cli.fleet_view import fleet_document
 from cli.planning import make_plan, plan_document
 from cli.records import Records, history_row
 from cli.report_file import write_report
@@ -29,7 +30,7 @@ from updraft.errors import RolloutNotFound
 
 app = typer.Typer(
     help="Staged, verified, self-rolling-back Bottlerocket updates for EC2 fleets.\n\n"
-    "Permissions: plan, status, history and kill-switch status need the stack's viewer policy "
+    "Permissions: plan, status, history, fleet, report and kill-switch status need the stack's viewer policy "
     "(<stack>-viewer); start, rollback, pause, resume, abort and kill-switch on/off its operator policy "
     "(<stack>-operator).",
     no_args_is_help=True,
@@ -238,6 +239,22 @@ def report(
 
 def _size(written: dict[str, Any]) -> str:
     return f", {written['width']}x{written['height']} px" if "width" in written else ""
+
+
+@app.command("fleet")
+@handled
+def fleet_command(
+    group: Annotated[str | None, typer.Argument(help="Only this group (default: every configured group).")] = None,
+    stack: Stack = "Updraft",
+    config: ConfigPath = Path("cdk.json"),
+    as_json: Json = False,
+) -> None:
+    """The fleet at a glance, per group: hosts per version, the newest release and how many hosts are behind it,
+    the running (or last) rollout and where each host stands, kill switch, next maintenance window."""
+    settings = load(config)
+    policies = [group_policy(settings, group)] if group else list(settings.groups)
+    document = fleet_document(find(stack), settings.tag_key, policies, now())
+    show(document, as_json, views.fleet_view)
 
 
 # -- requests on a running rollout ----------------------------------------------------------------------------

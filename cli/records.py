@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import boto3
+from boto3.dynamodb.conditions import Key
 
 from cli.deployment import Deployment
 from cli.errors import NotFound
@@ -15,6 +16,7 @@ from updraft.adapters.aws import RETRIES
 from updraft.adapters.control import ENDED
 from updraft.adapters.ledger import Ledger
 from updraft.errors import RolloutNotFound
+from updraft.ledger_schema import PK, SK, SKIPPED, WAVE, automatic_claim_key, rollout_pk
 
 # Fields kept as JSON strings in the rollout item, shown decoded.
 JSON_FIELDS = ("policy", "wave_results")
@@ -28,6 +30,8 @@ HISTORY_FIELDS = (
     "finished_at",
     "summary",
 )
+# What `recorded_hosts` reads of each host item: where the host stands and the versions its record names.
+RECORDED_FIELDS = (SK, "instance_id", "az", "wave", "state", "previous_version", "target_version", "version", "failure")
 
 
 class Records:
@@ -63,6 +67,31 @@ class Records:
 
     def history(self, group: str, limit: int) -> list[dict[str, Any]]:
         return self.ledger.group_rollouts(group, newest=limit)
+
+    def recorded_hosts(self, rollout_id: str) -> list[dict[str, Any]]:
+        """Every host the rollout recorded, planned (`WAVE#`) or skipped at planning (`SKIPPED#`), only the fields
+        of RECORDED_FIELDS: one paged Query of the rollout's partition, not one per kind of item."""
+        names = {f"#f{i}": name for i, name in enumerate(RECORDED_FIELDS)}
+        condition = Key(PK).eq(rollout_pk(rollout_id))
+        items, start = [], None
+        while True:
+            extra = {"ExclusiveStartKey": start} if start else {}
+            page = self.ledger.table.query(
+                KeyConditionExpression=condition,
+                ProjectionExpression=", ".join(names),
+                ExpressionAttributeNames=names,
+                ConsistentRead=True,
+                **extra,
+            )
+            items += [item for item in page["Items"] if item[SK].startswith((WAVE, SKIPPED))]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    def automatic_claim(self, group: str, version: str) -> dict[str, Any] | None:
+        """The execution that took `version` as the group's automatic rollout, if one did (one per version)."""
+        item = self.ledger.table.get_item(Key=automatic_claim_key(group, version), ConsistentRead=True)
+        return item.get("Item")
 
     def status(self, rollout_id: str) -> dict[str, Any]:
         """The rollout item, its hosts grouped by wave and its skipped hosts."""

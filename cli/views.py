@@ -180,3 +180,91 @@ def switches_table(switches: list[dict[str, Any]]) -> RenderableType:
     for switch in switches:
         table.add_row(switch["scope"], switch.get("reason", ""), switch.get("by", ""), switch.get("at", ""))
     return table
+
+
+# -- the fleet --------------------------------------------------------------------------------------------------
+def fleet_view(document: dict[str, Any]) -> RenderableType:
+    parts: list[RenderableType] = []
+    for group in document["groups"]:
+        parts += [*_fleet_group(group), Text("")]
+    return Group(*parts) if parts else Text("no group configured")
+
+
+def _fleet_group(group: dict[str, Any]) -> list[RenderableType]:
+    hosts = group["hosts"]
+    headline = Text(f"{group['group']} ({group['variant']}, {group['arch']}): {len(hosts)} running hosts", style="bold")
+    parts: list[RenderableType] = [headline]
+    if group["versions"]:
+        parts.append(_versions_table(group["versions"]))
+    parts += [*_release_lines(group["releases"], group["behind"]), *_rollout_parts(group["rollout"], hosts)]
+    parts += [_switch_line(group["kill_switch"]), _fleet_window_line(group["maintenance_window"])]
+    return parts
+
+
+def _versions_table(versions: list[dict[str, Any]]) -> Table:
+    table = _table("hosts per version", "version", "hosts")
+    for row in versions:
+        table.add_row(Text(row["version"], style="dim" if row["version"] == "unknown" else ""), str(row["hosts"]))
+    return table
+
+
+def _release_lines(releases: dict[str, Any], behind: dict[str, Any]) -> list[Text]:
+    newest, allowed = releases["newest"], releases["allowed"]
+    if newest is None:
+        return [Text("no release recorded by the detector for this variant and arch", style="dim")]
+    line = Text(f"newest release: {newest['version']}")
+    if newest.get("released_at"):
+        line.append(f" (released {when(newest['released_at'])})")
+    lines = [line]
+    if releases["restriction"]:
+        taken = allowed["version"] if allowed else "none"
+        lines.append(Text(f"the group takes {taken}: {releases['restriction']}", style="yellow"))
+    if behind["release"]:
+        unknown = f", {behind['unknown']} of unknown version" if behind["unknown"] else ""
+        style = "yellow" if behind["hosts"] else "green"
+        lines.append(Text(f"{behind['hosts']} hosts behind {behind['release']}{unknown}", style=style))
+    automatic = releases["automatic"]
+    if automatic:
+        lines.append(Text(f"automatic rollout: {automatic['verdict']}: {automatic['reason']}"))
+    return lines
+
+
+def _rollout_parts(rollout: dict[str, Any] | None, hosts: list[dict[str, Any]]) -> list[RenderableType]:
+    if rollout is None:
+        return [Text("no rollout recorded", style="dim")]
+    status = rollout.get("status", "?")
+    what = f"rollback of {rollout['rollback_of']}" if rollout.get("rollback_of") else rollout.get("target_version", "?")
+    text = Text(f"{'rollout' if rollout['running'] else 'last rollout'} {rollout['rollout_id']} -> {what}: ")
+    text.append(status, style=STATUS_STYLE.get(status, "bold"))
+    ended = f", finished {when(rollout['finished_at'])}" if rollout.get("finished_at") else ""
+    text.append(f" (started {when(rollout.get('started_at'))}{ended})")
+    parts: list[RenderableType] = [text, *_flags(rollout)]
+    if rollout["waves"]:
+        parts.append(_waves_table(rollout["waves"]))
+    if rollout["running"]:
+        parts.append(_standing_table(hosts))
+    return parts
+
+
+def _standing_table(hosts: list[dict[str, Any]]) -> Table:
+    table = _table("where each host stands", "instance", "AZ", "wave", "state", "version")
+    for host in hosts:
+        wave = "" if host["wave"] is None else str(host["wave"])
+        state = host["state"] or "not in this rollout"
+        table.add_row(host["instance_id"], host["az"], wave, _count_text(state), host["version"])
+    return table
+
+
+def _switch_line(switch: dict[str, Any]) -> Text:
+    if not switch["engaged"]:
+        return Text("kill switch: off")
+    by = f", by {switch['by']}" if switch.get("by") else ""
+    return Text(f"kill switch: ENGAGED ({switch['scope']}): {switch.get('reason', '')}{by}", style="bold red")
+
+
+def _fleet_window_line(window: dict[str, Any] | None) -> Text:
+    if window is None:
+        return Text("maintenance window: none configured")
+    if window["open_now"]:
+        return Text(f"maintenance window: open now until {window['closes_at']}")
+    return Text(f"next maintenance window: {window['opens_at']} to {window['closes_at']} ({window['schedule']})")
