@@ -66,7 +66,9 @@ STATE_CATEGORY = {
     "skipped": "skipped",
 }
 UNDRAWN_STATES = frozenset({"pending"})  # waiting for its wave is not work
-TROUBLE_STATES = frozenset({"failed", "rollback-failed", "needs-attention"})
+# The hosts the page lists with their reasons: those that failed, those a halt rolled back (no failure of their own:
+# the note says why), and those a person has to look at.
+TROUBLE_STATES = frozenset({"failed", "rolling-back", "rolled-back", "rollback-failed", "needs-attention"})
 
 # Events drawn as a vertical line: kind -> (id stem, label, colour, line style, width).
 EVENT_MARKS = {
@@ -141,10 +143,12 @@ def _ordered(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _host_spans(host: dict[str, Any], end: datetime) -> list[Span]:
+    """One span per run of a state: the notes a host gained within a state (a drain's progress) are one span."""
     history = sorted(host.get("history") or [], key=lambda entry: _time(entry["at"]))
-    times = [_time(entry["at"]) for entry in history]
+    runs = [entry for i, entry in enumerate(history) if i == 0 or history[i - 1]["state"] != entry["state"]]
+    times = [_time(entry["at"]) for entry in runs]
     result = []
-    for i, entry in enumerate(history):
+    for i, entry in enumerate(runs):
         if entry["state"] in UNDRAWN_STATES:
             continue
         until = times[i + 1] if i + 1 < len(times) else max(end, times[i])
@@ -165,8 +169,8 @@ def _host_spans(host: dict[str, Any], end: datetime) -> list[Span]:
 def spans(timeline: dict[str, Any]) -> list[Span]:
     """Every host's drawn state spans, in row order then time order.
 
-    A span runs from its history entry's `at` to the next entry's; the last runs to the rollout's `finished_at`,
-    else to the report's `now`. `pending` spans are left out.
+    A span runs from the history entry where the host entered a state to the one where it left it; the last runs
+    to the rollout's `finished_at`, else to the report's `now`. `pending` spans are left out.
     """
     end = _end(timeline)
     return [span for host in _ordered(timeline.get("hosts") or []) for span in _host_spans(host, end)]
@@ -544,14 +548,14 @@ def _summary(timeline: dict[str, Any]) -> str:
 
 
 def _trouble(timeline: dict[str, Any]) -> str:
-    """The hosts that failed, or that a person has to look at, and why."""
+    """The hosts that failed, were rolled back, or that a person has to look at, and why."""
     rows = [
         [host["instance_id"], host.get("az", ""), host.get("wave", ""), host.get("state", ""),
          host.get("failure") or "", host.get("note") or ""]
         for host in _ordered(timeline.get("hosts") or [])
         if host.get("failure") or host.get("state") in TROUBLE_STATES
     ]
-    return _table(["instance", "AZ", "wave", "state", "failure", "note"], rows, "No host failed.")
+    return _table(["instance", "AZ", "wave", "state", "failure", "note"], rows, "No host failed or was rolled back.")
 
 
 def _event_rows(timeline: dict[str, Any]) -> str:
@@ -578,7 +582,7 @@ def html(timeline: dict[str, Any]) -> str:
         _summary(timeline),
         "<h2>Timeline</h2>",
         f"<figure>{svg(timeline)}</figure>",
-        "<h2>Failed hosts</h2>",
+        "<h2>Failed and rolled-back hosts</h2>",
         _trouble(timeline),
         "<h2>Events</h2>",
         _event_rows(timeline),

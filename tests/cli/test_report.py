@@ -50,7 +50,8 @@ def state_runs(record: dict[str, Any]) -> int:
 
 def waves(world: World, ids: list[str], group: str) -> list[list[str]]:
     policy = CONFIG.group(group)
-    planned = plan_waves([Candidate(world.fleet.hosts[i].az, i) for i in ids], policy.canary_size, policy.wave_growth)
+    hosts = [Candidate(world.fleet.hosts[i].az, i) for i in ids]
+    planned = plan_waves(hosts, policy.canary_size, policy.wave_growth, policy.max_wave_size)
     return [[c.instance_id for c in wave] for wave in planned]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,6 +25,12 @@ from updraft.domain.rollout_record import Rollout
 from updraft.ports import RolloutLedger
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def warnings_heard(caplog: pytest.LogCaptureFixture) -> None:
+    """The adapter's warnings are captured, whatever level a simulated Lambda run before set on the logger."""
+    caplog.set_level(logging.WARNING, logger="updraft")
 PREV, TARGET = "1.26.0", "1.26.1"
 POLICY = GroupPolicy(name="web", variant="aws-ecs-2")
 ROLLOUT = Rollout("r-1", "web", TARGET)

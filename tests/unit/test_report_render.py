@@ -356,10 +356,10 @@ def test_the_halted_page_parses_and_says_what_failed_and_why() -> None:
     page = parse_page(text)
     assert text.startswith("<!DOCTYPE html>")
     assert page.tags.count("svg") == 1
-    failed = page.sections["Failed hosts"]
+    failed = page.sections["Failed and rolled-back hosts"]
     assert "i-bad" in failed
     assert "health check failed: ecs agent not connected" in failed
-    assert "i-good" not in failed  # rolled back by the halt, not failed
+    assert "i-good" in failed and "rolled-back" in failed  # rolled back by the halt: listed with its note
     assert "alarm web-5xx fired in wave 1" in page.sections[""]  # the halt reason, in the summary
     assert {"i-old", "not Bottlerocket"} <= set(page.sections["Skipped at planning"])
     assert "alarm web-5xx; i-bad failed" in page.sections["Events"]

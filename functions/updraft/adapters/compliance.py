@@ -56,12 +56,6 @@ class ComplianceReportingLedger:
         self._said: dict[tuple[str, str], str] = {}  # (rollout, instance) -> content hash of its last item
         self._read: dict[tuple[str, str], HostRecord] = {}  # hosts read in a final state, not compared yet
 
-    def __getattr__(self, name: str) -> Any:
-        """Whatever else the ledger offers (a method the protocol gains later) goes to the ledger as it is."""
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._ledger, name)
-
     # -- rollouts: delegated; a rollout read is kept for the items' target, group and time ----------------------
     def create_rollout(self, rollout: dict[str, Any]) -> None:
         self._ledger.create_rollout(rollout)
@@ -76,6 +70,12 @@ class ComplianceReportingLedger:
 
     def close_rollout(self, rollout_id: str, **fields: Any) -> bool:
         return self._ledger.close_rollout(rollout_id, **fields)
+
+    def record_event(self, rollout_id: str, key: str, fields: dict[str, Any]) -> bool:
+        return self._ledger.record_event(rollout_id, key, fields)
+
+    def events(self, rollout_id: str) -> list[dict[str, Any]]:
+        return self._ledger.events(rollout_id)
 
     def group_rollouts(self, group: str, newest: int = 20) -> list[dict[str, Any]]:
         return self._ledger.group_rollouts(group, newest)
