@@ -22,7 +22,7 @@ from typing import Any
 
 from cli import fleet
 from cli.deployment import Deployment
-from cli.records import Records, decoded, waves
+from cli.records import HISTORY_FIELDS, Records, decoded, waves
 from updraft.adapters.control import Controls
 from updraft.adapters.releases import ReleaseLedger
 from updraft.config import GroupPolicy
@@ -37,21 +37,7 @@ UNKNOWN = "unknown"
 # How many of a group's latest rollouts are read for its hosts' versions (newest first, stopping once every running
 # host is known): a host none of them recorded is "unknown".
 LOOKBACK = 10
-ROLLOUT_FIELDS = (
-    "rollout_id",
-    "target_version",
-    "rollback_of",
-    "status",
-    "requested_by",
-    "started_at",
-    "finished_at",
-    "summary",
-    "waiting_reason",
-    "bake_until",
-    "halt_reason",
-    "error",
-    "abort_requested",
-)
+ROLLOUT_FIELDS = (*HISTORY_FIELDS, "waiting_reason", "bake_until", "halt_reason", "error", "abort_requested")
 # Left on the record when the rollout ends: only news while it runs.
 WHILE_RUNNING = ("waiting_reason", "bake_until")
 

@@ -21,6 +21,7 @@ from cli import fleet_view
 from sim.bottlerocket import Fault
 from sim.world import ACCOUNT, World
 from tests.cli.conftest import CONFIG, Cli
+from tests.integration.test_access import signed_in
 from updraft.ledger_schema import SK, SKIPPED, automatic_claim_item, release_key
 
 OLD, NEW, NEWER = "1.26.0", "1.26.1", "1.27.0"
@@ -345,12 +346,8 @@ def as_viewer(world: World, calls: list[str]) -> Iterator[None]:
         region_name="us-east-1",
     )
     session.events.register("before-call", lambda event_name, **_: calls.append(_action(event_name)))
-    before = boto3.DEFAULT_SESSION
-    boto3.DEFAULT_SESSION = session
-    try:
+    with signed_in(session):
         yield
-    finally:
-        boto3.DEFAULT_SESSION = before
 
 
 def _action(event_name: str) -> str:
